@@ -1,0 +1,113 @@
+"""Input checks shared by every estimator: the data contract in one place.
+
+Items are the samples: ``X`` is (n_items, n_features) with ``np.nan`` for missing entries and
+the interactions ``Y`` are (n_items, n_users), items as rows, so that scikit-learn slices both
+together.
+"""
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+
+def masked_to_nan(X):
+    """Return ``X`` with the masked entries of a ``numpy.ma.MaskedArray`` set to NaN.
+
+    Anything else is returned unchanged, so that ``validate_data`` sees one representation of
+    missingness.
+    """
+    if isinstance(X, np.ma.MaskedArray):
+        data = np.asarray(X.data)
+        if not np.issubdtype(data.dtype, np.floating):
+            data = data.astype(np.float64)
+        return np.where(np.ma.getmaskarray(X), np.nan, data)
+    return X
+
+
+def check_interactions(Y, n_items, *, name="y"):
+    """Validate an interaction matrix and return it as a binary CSR matrix.
+
+    Parameters
+    ----------
+    Y : {array-like, sparse matrix} of shape (n_items, n_users)
+        Interactions, items as rows. Any non-zero value counts as one interaction.
+    n_items : int
+        The number of rows that ``Y`` must have (the number of samples of ``X``).
+    name : str, default="y"
+        The argument's name in error messages.
+
+    Returns
+    -------
+    Y : scipy.sparse.csr_matrix of shape (n_items, n_users), dtype float32
+        Ones where an item and a user interacted; explicit zeros removed.
+    """
+    if sp.issparse(Y):
+        Y = sp.csr_matrix(Y)
+    else:
+        try:
+            arr = np.asarray(Y)
+        except Exception as exc:  # pragma: no cover - exotic containers
+            raise TypeError(f"{name} must be a scipy sparse matrix or an array-like, got "
+                            f"{type(Y).__name__}.") from exc
+        if arr.ndim != 2:
+            raise ValueError(f"{name} must be a 2-d interaction matrix of shape (n_items, "
+                             f"n_users) with items as rows; got an array of shape {arr.shape}.")
+        Y = sp.csr_matrix(arr)
+    if not (np.issubdtype(Y.dtype, np.number) or Y.dtype == np.bool_):
+        raise TypeError(f"{name} must hold numbers, got dtype {Y.dtype}.")
+    if Y.shape[0] != n_items:
+        raise ValueError(f"{name} must have one row per item: X has {n_items} rows (items) but "
+                         f"{name} has shape {Y.shape}. Pass interactions as (n_items, n_users), "
+                         f"items as rows (transpose a user x item matrix).")
+    data = Y.data
+    if data.size and not np.isfinite(data.astype(np.float64, copy=False)).all():
+        raise ValueError(f"{name} contains NaN or infinite interaction values.")
+    if data.size and (data < 0).any():
+        raise ValueError(f"{name} contains negative interaction values; interactions must be "
+                         f"non-negative (any positive value counts as an interaction).")
+    Y = Y.astype(np.float32)
+    Y.eliminate_zeros()
+    Y.sum_duplicates()
+    Y.data[:] = 1.0
+    return Y
+
+
+def resolve_device(device, *, name="device"):
+    """Turn a ``device`` parameter into a ``torch.device``.
+
+    ``"auto"`` picks CUDA when it is available and the CPU otherwise. An unknown string, or a
+    CUDA device on a machine without one, raises ``ValueError``.
+    """
+    if isinstance(device, torch.device):
+        dev = device
+    elif isinstance(device, str):
+        if device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            dev = torch.device(device)
+        except RuntimeError as exc:
+            raise ValueError(f"{name}={device!r} is not a valid torch device; expected 'auto', "
+                             f"'cpu', 'cuda' or 'cuda:N'.") from exc
+    else:
+        raise TypeError(f"{name} must be a string or a torch.device, got {type(device).__name__}.")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{name}={device!r} asks for CUDA but no CUDA device is available; use "
+                         f"'auto' or 'cpu'.")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"{name}={device!r}: only 'cpu' and 'cuda' devices are supported.")
+    return dev
+
+
+def check_block_sizes(modalities, n_features, *, name="modalities"):
+    """Validate column-block sizes and return them as a tuple of ints summing to n_features."""
+    if isinstance(modalities, numbers.Integral) or modalities is None:
+        raise TypeError(f"{name} must be a sequence of positive block sizes, got {modalities!r}.")
+    sizes = tuple(int(m) for m in modalities)
+    if not sizes or any(m < 1 for m in sizes):
+        raise ValueError(f"{name} must list positive column-block sizes, got {list(modalities)}.")
+    if sum(sizes) != n_features:
+        raise ValueError(f"{name}={list(sizes)} sums to {sum(sizes)} but X has {n_features} "
+                         f"features; the block sizes must add up to the number of columns.")
+    return sizes
