@@ -1,0 +1,328 @@
+"""FeatPropImputer against an independent dense reference and against PyG."""
+
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.base import BaseEstimator, clone
+from sklearn.linear_model import Ridge
+from sklearn.metrics.pairwise import nan_euclidean_distances
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.pipeline import Pipeline
+
+from skmm import FeatPropImputer, cointeraction_graph, simulate_missing
+
+from .conftest import random_interactions, requires_cuda
+
+
+def reference_featprop(X, Y, k, n_iter, normalization="sym", symmetric=False,
+                       weighting="binary", fallback="mean"):
+    """The FeatProp rules written out densely, one row and one step at a time."""
+    Yb = (np.asarray(Y.todense() if sp.issparse(Y) else Y) != 0).astype(float)
+    C = Yb @ Yb.T
+    n = C.shape[0]
+    A = np.zeros((n, n))
+    for i in range(n):
+        candidates = sorted((-C[i, j], j) for j in range(n) if j != i and C[i, j] > 0)
+        for neg_count, j in candidates[:k]:
+            A[i, j] = 1.0 if weighting == "binary" else -neg_count
+    if symmetric:
+        A = np.maximum(A, A.T)
+    deg = A.sum(axis=1)
+    P = np.zeros_like(A)
+    for i in range(n):
+        for j in range(n):
+            if A[i, j]:
+                P[i, j] = (A[i, j] / np.sqrt(deg[i] * deg[j]) if normalization == "sym"
+                           else A[i, j] / deg[i])
+    missing = np.isnan(X)
+    Z = np.where(missing, 0.0, X)
+    has_value = ~missing
+    for _ in range(n_iter):
+        Z = P @ Z
+        Z[~missing] = X[~missing]
+        has_value = has_value | ((A > 0).astype(float) @ has_value.astype(float) > 0)
+    pending = missing & ~has_value
+    if fallback == "mean":
+        Z[pending] = np.broadcast_to(np.nanmean(X, axis=0), X.shape)[pending]
+    elif fallback == "zeros":
+        Z[pending] = 0.0
+    else:
+        Z[pending] = np.nan
+    return Z, A
+
+
+def _features(n_items, n_features, seed):
+    return np.random.default_rng(seed).normal(size=(n_items, n_features))
+
+
+@pytest.mark.parametrize("normalization", ["sym", "rw"])
+@pytest.mark.parametrize("weighting", ["binary", "count"])
+@pytest.mark.parametrize("symmetric", [False, True])
+@pytest.mark.parametrize("mask", ["rows", "entries"])
+def test_matches_dense_reference(normalization, weighting, symmetric, mask):
+    n_items, n_users = 60, 25
+    Y = random_interactions(n_items, n_users, 0.12, seed=1, n_isolated=4, n_blocks=3)
+    X = _features(n_items, 6, seed=2)
+    if mask == "rows":
+        X_miss, _ = simulate_missing(X, [4, 2], rate=0.5, mode="all", random_state=3)
+    else:
+        X_miss = X.copy()
+        X_miss[np.random.default_rng(4).random(X.shape) < 0.4] = np.nan
+    # Every isolated item misses something, so the fallback path is exercised.
+    X_miss[-4:, :2] = np.nan
+    k, n_iter = 3, 4
+    expected, A = reference_featprop(X_miss, Y, k, n_iter, normalization, symmetric, weighting)
+    imputer = FeatPropImputer(n_neighbors=k, n_iter=n_iter, normalization=normalization,
+                              symmetric=symmetric, weighting=weighting, device="cpu")
+    got = imputer.fit_transform(X_miss, Y)
+    np.testing.assert_allclose(imputer.graph_.toarray(), A)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    observed = ~np.isnan(X_miss)
+    assert np.array_equal(got[observed], X_miss[observed])
+    n_missing = int(np.isnan(X_miss).sum())
+    assert imputer.n_propagated_ + imputer.n_fallback_ == n_missing
+    assert imputer.n_fallback_ >= 8  # at least the isolated items' entries
+
+
+def test_ties_and_zero_counts_in_graph():
+    # Item 0 shares one user with items 1, 2 and 3 (a three-way tie) and none with item 4.
+    Y = sp.csr_matrix(np.array([[1, 0, 0], [1, 1, 0], [1, 0, 1], [1, 0, 0], [0, 0, 0]]))
+    A = cointeraction_graph(Y, n_neighbors=2).toarray()
+    np.testing.assert_array_equal(A[0], [0, 1, 1, 0, 0])  # the smaller indices win the tie
+    assert A[4].sum() == 0 and A[:, 4].sum() == 0  # zero-count pairs are never edges
+    A_many = cointeraction_graph(Y, n_neighbors=10).toarray()
+    np.testing.assert_array_equal(A_many[1], [1, 0, 1, 1, 0])  # fewer than k: no filler edges
+    assert np.all(np.diag(A_many) == 0)
+
+
+def test_count_weighting_keeps_counts():
+    Y = sp.csr_matrix(np.array([[1, 1, 1], [1, 1, 0], [1, 0, 0]]))
+    A = cointeraction_graph(Y, n_neighbors=5, weighting="count").toarray()
+    np.testing.assert_array_equal(A, [[0, 2, 1], [2, 0, 1], [1, 1, 0]])
+
+
+def test_equivalent_to_torch_geometric():
+    torch = pytest.importorskip("torch")
+    pyg = pytest.importorskip("torch_geometric.transforms")
+    from torch_geometric.data import Data
+
+    Y = random_interactions(80, 30, 0.15, seed=5, n_isolated=3, n_blocks=2)
+    X = _features(80, 5, seed=6)
+    X_miss, mask = simulate_missing(X, [3, 2], rate=0.4, mode="one", random_state=7)
+    n_iter = 12
+    imputer = FeatPropImputer(n_neighbors=6, n_iter=n_iter, symmetric=True, fallback="zeros",
+                              dtype="float64", device="cpu")
+    ours = imputer.fit_transform(X_miss, Y)
+    A = imputer.graph_.tocoo()
+    # Row i of our graph pulls from column j: in PyG that is a message from j to i.
+    data = Data(x=torch.from_numpy(np.nan_to_num(X_miss)),
+                edge_index=torch.from_numpy(np.vstack([A.col, A.row]).astype(np.int64)),
+                edge_weight=torch.ones(A.nnz, dtype=torch.float64), num_nodes=80)
+    theirs = pyg.FeaturePropagation(torch.from_numpy(mask), num_iterations=n_iter)(data).x
+    np.testing.assert_allclose(ours, theirs.numpy(), atol=1e-10)
+
+
+def _connected_interactions(n_items, seed):
+    """Each user links two consecutive items (a chain), plus random extra interactions."""
+    rng = np.random.default_rng(seed)
+    Y = np.zeros((n_items, n_items - 1))
+    for u in range(n_items - 1):
+        Y[u, u] = Y[u + 1, u] = 1
+    Y[rng.random(Y.shape) < 0.05] = 1
+    return sp.csr_matrix(Y)
+
+
+def _dirichlet_energy(P, Z):
+    return float(np.trace(Z.T @ (Z - P @ Z)))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), rate=st.floats(0.1, 0.9), n_iter=st.integers(1, 8))
+def test_dirichlet_energy_does_not_increase(seed, rate, n_iter):
+    n_items = 25
+    Y = _connected_interactions(n_items, seed)
+    X = _features(n_items, 3, seed)
+    X_miss, _ = simulate_missing(X, [3], rate=rate, random_state=seed)
+    if np.isnan(X_miss).all():
+        return
+    energies = []
+    for steps in (n_iter, n_iter + 1):
+        imp = FeatPropImputer(n_neighbors=n_items, n_iter=steps, symmetric=True,
+                              fallback="zeros", dtype="float64", device="cpu")
+        Z = imp.fit_transform(X_miss, Y)
+        A = imp.graph_.toarray()
+        d = A.sum(axis=1)
+        P = A / np.sqrt(np.outer(d, d))
+        energies.append(_dirichlet_energy(P, Z))
+    assert energies[1] <= energies[0] + 1e-9 * max(1.0, abs(energies[0]))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), batch_size=st.integers(1, 70),
+       rate=st.floats(0.0, 1.0), mode=st.sampled_from(["all", "one"]))
+def test_observed_entries_unchanged_and_batch_size_invariant(seed, batch_size, rate, mode):
+    Y = random_interactions(50, 20, 0.2, seed=seed, n_isolated=2, n_blocks=2)
+    X = _features(50, 4, seed).astype(np.float32)
+    X_miss, _ = simulate_missing(X, [2, 2], rate=rate, mode=mode, random_state=seed)
+    X_miss = X_miss.astype(np.float32)
+    if np.isnan(X_miss).all(axis=0).any():
+        return
+    base = FeatPropImputer(n_neighbors=4, device="cpu").fit(X_miss, Y)
+    batched = FeatPropImputer(n_neighbors=4, device="cpu", batch_size=batch_size).fit(X_miss, Y)
+    assert (base.graph_ != batched.graph_).nnz == 0
+    out = batched.transform(X_miss)
+    np.testing.assert_array_equal(out, base.transform(X_miss))
+    observed = ~np.isnan(X_miss)
+    assert out.dtype == np.float32
+    assert np.array_equal(out[observed], X_miss[observed])  # bit-identical
+    assert not np.isnan(out).any()
+
+
+def test_fallbacks_and_no_graph():
+    Y = random_interactions(30, 10, 0.3, seed=0, n_isolated=5)
+    X = _features(30, 3, seed=1)
+    X[-5:] = np.nan  # isolated items: nothing can reach them
+    X[0, 0] = np.nan
+    means = np.nanmean(X, axis=0)
+    out = FeatPropImputer(device="cpu").fit_transform(X, Y)
+    np.testing.assert_allclose(out[-5:], np.tile(means, (5, 1)))
+    assert np.isnan(FeatPropImputer(fallback="nan", device="cpu").fit_transform(X, Y)[-5:]).all()
+    assert (FeatPropImputer(fallback="zeros", device="cpu").fit_transform(X, Y)[-5:] == 0).all()
+    # Without interactions there is no graph: everything takes the fallback.
+    imp = FeatPropImputer(device="cpu").fit(X)
+    assert imp.graph_ is None and imp.n_propagated_ == 0
+    np.testing.assert_allclose(imp.transform(X)[0, 0], means[0])
+    # n_iter=0 propagates nothing.
+    assert FeatPropImputer(n_iter=0, device="cpu").fit(X, Y).n_propagated_ == 0
+
+
+def test_masked_array_equals_nan_input():
+    Y = random_interactions(40, 15, 0.2, seed=3)
+    X = _features(40, 4, seed=3)
+    X_nan, mask = simulate_missing(X, [2, 2], 0.3, random_state=0)
+    masked = np.ma.MaskedArray(X, mask=mask)
+    a = FeatPropImputer(device="cpu").fit_transform(X_nan, Y)
+    b = FeatPropImputer(device="cpu").fit_transform(masked, Y)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_new_items_use_nearest_fitted_items():
+    Y = random_interactions(40, 15, 0.2, seed=8)
+    X = _features(40, 4, seed=8)
+    X_fit, _ = simulate_missing(X, [2, 2], 0.3, mode="one", random_state=8)
+    imp = FeatPropImputer(n_neighbors=3, device="cpu").fit(X_fit, Y)
+    completed = imp.transform(X_fit)
+    new = _features(5, 4, seed=9)
+    new[0, 2:] = np.nan
+    new[1, :2] = np.nan
+    new[2] = np.nan
+    out = imp.transform(new)
+    for i in (0, 1):
+        d = nan_euclidean_distances(new[i:i + 1], completed).ravel()
+        nearest = np.argsort(d, kind="stable")[:3]
+        missing = np.isnan(new[i])
+        np.testing.assert_allclose(out[i, missing], completed[nearest][:, missing].mean(axis=0))
+        np.testing.assert_array_equal(out[i, ~missing], new[i, ~missing])
+    np.testing.assert_allclose(out[2], imp.statistics_)  # nothing observed: the fallback
+    np.testing.assert_array_equal(out[3:], new[3:])
+
+
+class _RidgeOnInteractions(BaseEstimator):
+    """A minimal downstream model: predicts an item's interactions from its features."""
+
+    def __init__(self, alpha=1.0):
+        self.alpha = alpha
+
+    def fit(self, X, Y):
+        assert not np.isnan(X).any()
+        self.ridge_ = Ridge(alpha=self.alpha).fit(X, Y.toarray())
+        return self
+
+    def score(self, X, Y):
+        assert not np.isnan(X).any()
+        return self.ridge_.score(X, Y.toarray())
+
+
+def test_pipeline_and_grid_search():
+    Y = random_interactions(80, 20, 0.2, seed=11)
+    X = _features(80, 6, seed=11)
+    X_miss, _ = simulate_missing(X, [3, 3], 0.3, random_state=11)
+    pipe = Pipeline([("impute", FeatPropImputer(device="cpu")), ("model", _RidgeOnInteractions())])
+    pipe.fit(X_miss, Y)
+    direct = FeatPropImputer(device="cpu").fit_transform(X_miss, Y)
+    np.testing.assert_array_equal(pipe.named_steps["impute"].transform(X_miss), direct)
+    search = GridSearchCV(pipe, {"impute__n_neighbors": [2, 5], "impute__n_iter": [1, 3]},
+                          cv=KFold(3, shuffle=True, random_state=0))
+    search.fit(X_miss, Y)
+    assert len(search.cv_results_["params"]) == 4
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_clone_and_pickle_round_trip():
+    Y = random_interactions(40, 15, 0.2, seed=12)
+    X_miss, _ = simulate_missing(_features(40, 4, 12), [2, 2], 0.4, random_state=12)
+    imp = FeatPropImputer(n_neighbors=5, symmetric=True, device="cpu")
+    assert clone(imp).get_params() == imp.get_params()
+    imp.fit(X_miss, Y)
+    restored = pickle.loads(pickle.dumps(imp))
+    np.testing.assert_array_equal(restored.transform(X_miss), imp.transform(X_miss))
+    new = X_miss[:5] + 1.0
+    np.testing.assert_array_equal(restored.transform(new), imp.transform(new))
+
+
+@pytest.mark.parametrize(
+    "params, fit_args, match",
+    [
+        ({}, lambda X, Y: (X, Y[:-1]), "one row per item"),
+        ({}, lambda X, Y: (X, -Y), "negative"),
+        ({}, lambda X, Y: (X, sp.csr_matrix(np.where(Y.toarray() > 0, np.nan, 0))), "NaN"),
+        ({}, lambda X, Y: (X, Y.toarray()[:, 0]), "2-d interaction matrix"),
+        ({}, lambda X, Y: (np.where(np.arange(4) == 0, np.nan, X), Y), "no observed value"),
+        ({"n_neighbors": 0}, lambda X, Y: (X, Y), "n_neighbors"),
+        ({"normalization": "cheb"}, lambda X, Y: (X, Y), "normalization"),
+        ({"device": "tpu"}, lambda X, Y: (X, Y), "device"),
+        ({"device": "gpu0"}, lambda X, Y: (X, Y), "device"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(params, fit_args, match):
+    Y = random_interactions(20, 8, 0.3, seed=0)
+    X = _features(20, 4, seed=0)
+    X[3, :2] = np.nan
+    with pytest.raises(ValueError, match=match):
+        FeatPropImputer(**params).fit(*fit_args(X, Y))
+
+
+def test_non_numeric_x_raises():
+    with pytest.raises(ValueError):
+        FeatPropImputer().fit(np.array([["a", "b"], ["c", "d"]]))
+
+
+def test_wrong_feature_count_at_transform():
+    imp = FeatPropImputer(device="cpu").fit(_features(10, 3, 0))
+    with pytest.raises(ValueError, match="features"):
+        imp.transform(_features(4, 5, 0))
+
+
+def test_cuda_device_unavailable_is_a_clear_error():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(ValueError, match="CUDA"):
+        FeatPropImputer(device="cuda").fit(_features(5, 2, 0))
+
+
+@requires_cuda
+def test_cuda_matches_cpu():
+    Y = random_interactions(300, 100, 0.05, seed=13, n_isolated=5)
+    X_miss, _ = simulate_missing(_features(300, 16, 13), [8, 8], 0.5, random_state=13)
+    cpu = FeatPropImputer(device="cpu").fit_transform(X_miss, Y)
+    gpu_imp = FeatPropImputer(device="cuda").fit(X_miss, Y)
+    np.testing.assert_allclose(gpu_imp.transform(X_miss), cpu, atol=1e-5)
+    restored = pickle.loads(pickle.dumps(gpu_imp))
+    assert restored.device_.startswith("cuda")
+    np.testing.assert_allclose(restored.transform(X_miss), cpu, atol=1e-5)
