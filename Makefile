@@ -20,7 +20,7 @@ test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: venv
-	$(PY) -m skmm.demo
+	$(PY) -m skmm demo
 
 bench: venv
 	$(PY) benchmarks/bench_featprop.py

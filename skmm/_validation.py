@@ -51,6 +51,10 @@ def check_interactions(Y, n_items, *, name="y"):
         except Exception as exc:  # pragma: no cover - exotic containers
             raise TypeError(f"{name} must be a scipy sparse matrix or an array-like, got "
                             f"{type(Y).__name__}.") from exc
+        if arr.dtype == object:
+            # Wording shared with scikit-learn's label checks, which look for it.
+            raise TypeError(f"Unknown label type: {name} must hold numeric interaction values, "
+                            f"got dtype object.")
         if arr.ndim != 2:
             raise ValueError(f"{name} must be a 2-d interaction matrix of shape (n_items, "
                              f"n_users) with items as rows; got an array of shape {arr.shape}.")

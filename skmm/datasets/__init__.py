@@ -1,5 +1,7 @@
 """Datasets and missing-modality simulation."""
 
 from ._missing import simulate_missing
+from ._mmrec import load_mmrec
+from ._synthetic import make_multimodal
 
-__all__ = ["simulate_missing"]
+__all__ = ["load_mmrec", "make_multimodal", "simulate_missing"]

@@ -284,7 +284,12 @@ class FeatPropImputer(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
+        # y is an optional, non-negative (n_items, n_users) interaction matrix: one output per
+        # user, never a 1-d label vector.
         tags.target_tags.required = False
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = False
+        tags.target_tags.positive_only = True
         return tags
 
 
