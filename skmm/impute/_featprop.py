@@ -116,10 +116,10 @@ class FeatPropImputer(TransformerMixin, BaseEstimator):
     >>> Y = sp.csr_matrix(np.array([[1, 0], [1, 1], [0, 1], [0, 1]]))  # 4 items x 2 users
     >>> imputer = FeatPropImputer(n_neighbors=2, normalization="rw", device="cpu")
     >>> imputer.fit_transform(X, Y)
-    array([[1., 2.],
-           [2., 3.],
-           [3., 4.],
-           [5., 3.5]])
+    array([[1. , 2. ],
+           [2. , 3. ],
+           [3. , 4. ],
+           [5. , 3.5]])
     """
 
     _parameter_constraints: dict = {
