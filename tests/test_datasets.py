@@ -58,3 +58,34 @@ def test_load_mmrec_small_folder(tmp_path):
     (tmp_path / "toy.inter").write_text("userID\titemID\tx_label\n0\t5\t0\n")
     with pytest.raises(ValueError, match="item ids up to 5"):
         load_mmrec(tmp_path, ["a"])
+
+
+def test_new_item_split_partitions_items():
+    from skmm.datasets import new_item_split
+
+    train, val, test = new_item_split(np.zeros((1000, 2)), test_size=0.1, val_size=0.1,
+                                      random_state=0)
+    assert len(val) == len(test) == 100 and len(train) == 800
+    assert np.array_equal(np.sort(np.concatenate([train, val, test])), np.arange(1000))
+    again = new_item_split(np.zeros((1000, 2)), random_state=0)
+    assert all(np.array_equal(a, b) for a, b in zip((train, val, test), again))
+    with pytest.raises(ValueError, match="test_size"):
+        new_item_split(np.zeros((10, 2)), test_size=1.5)
+    with pytest.raises(ValueError, match="no training item"):
+        new_item_split(np.zeros((10, 2)), test_size=0.5, val_size=0.5)
+
+
+def test_make_multimodal_has_signal():
+    from skmm.datasets import make_multimodal
+
+    data = make_multimodal(400, 300, (16, 8), density=0.05, modality_noise=0.1, random_state=0)
+    assert data.X.shape == (400, 24) and data.Y.shape == (400, 300)
+    assert (np.asarray(data.Y.sum(axis=0)).ravel() == 20).all()
+    # Items liked by the same users have more similar features than random pairs.
+    Yd = data.Y.toarray()
+    co = Yd @ Yd.T
+    np.fill_diagonal(co, 0)
+    Xc = data.X - data.X.mean(axis=0)
+    Xn = Xc / np.linalg.norm(Xc, axis=1, keepdims=True)
+    sim = Xn @ Xn.T
+    assert sim[co >= 5].mean() > sim[co == 0].mean() + 0.1

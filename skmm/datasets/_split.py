@@ -1,0 +1,50 @@
+"""Splitting items into training and new (cold-start) items."""
+
+from numbers import Real
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+
+def new_item_split(Y, test_size=0.1, val_size=0.1, random_state=None):
+    """Choose new items for validation and test, the MILK cold-start protocol.
+
+    The chosen items lose all their interactions from training: a model sees only the
+    training items' interactions and must rank the new items from their content alone.
+
+    Parameters
+    ----------
+    Y : {array-like, sparse matrix} of shape (n_items, n_users)
+        Interactions, items as rows (only the number of rows is used).
+    test_size, val_size : float in [0, 1), default=0.1
+        Fractions of all items that become test and validation new items (rounded to whole
+        items); together below 1.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the choice.
+
+    Returns
+    -------
+    train_items, val_items, test_items : ndarray of int
+        Sorted, disjoint item indices covering all items.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmm.datasets import new_item_split
+    >>> train, val, test = new_item_split(np.zeros((10, 3)), random_state=0)
+    >>> len(train), len(val), len(test)
+    (8, 1, 1)
+    """
+    n_items = Y.shape[0] if hasattr(Y, "shape") else len(Y)
+    for name, value in (("test_size", test_size), ("val_size", val_size)):
+        if not isinstance(value, Real) or not 0 <= value < 1:
+            raise ValueError(f"{name} must be a fraction in [0, 1), got {value!r}.")
+    n_test = int(round(test_size * n_items))
+    n_val = int(round(val_size * n_items))
+    if n_test + n_val >= n_items:
+        raise ValueError(f"test_size + val_size leaves no training item ({n_items} items).")
+    order = check_random_state(random_state).permutation(n_items)
+    test = np.sort(order[:n_test])
+    val = np.sort(order[n_test:n_test + n_val])
+    train = np.sort(order[n_test + n_val:])
+    return train, val, test
