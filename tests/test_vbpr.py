@@ -1,0 +1,112 @@
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from skmm.datasets import make_multimodal
+from skmm.vbpr import VBPRRecommender
+from skmm.vbpr._module import VBPRModule, vbpr_penalty
+
+
+def _module(seed=0):
+    torch.manual_seed(seed)
+    feats = torch.randn(7, 5)
+    return VBPRModule(4, 7, feats, n_factors=3, n_content_factors=2), feats
+
+
+def test_score_is_the_vbpr_formula():
+    m, f = _module()
+    with torch.no_grad():
+        m.item_bias.weight.normal_()
+        users, items = torch.tensor([0, 3, 1]), torch.tensor([6, 2, 2])
+        s_pos, _ = m(users, items, items)
+        gu, gi = m.user_factors.weight.numpy(), m.item_factors.weight.numpy()
+        tu, E = m.user_content_factors.weight.numpy(), m.projection.weight.numpy()
+        b, bp, F = m.item_bias.weight.numpy()[:, 0], m.content_bias.weight.numpy()[0], f.numpy()
+        for n, (u, i) in enumerate(zip(users.numpy(), items.numpy())):
+            expected = b[i] + gu[u] @ gi[i] + tu[u] @ (E @ F[i]) + bp @ F[i]
+            assert np.isclose(s_pos[n].item(), expected, atol=1e-5)
+        full = m.score_matrix(torch.arange(4), f, torch.arange(7)).numpy()
+        assert np.isclose(full[3, 2], s_pos[1].item(), atol=1e-5)
+
+
+def test_penalty_by_hand():
+    m, _ = _module()
+    users, pos, neg = torch.tensor([1, 1]), torch.tensor([0, 2]), torch.tensor([3, 0])
+    with torch.no_grad():
+        m.item_bias.weight.fill_(2.0)
+        got = vbpr_penalty(m, users, pos, neg, reg_weight=0.5, bias_reg=0.2,
+                           projection_reg=0.1).item()
+    sq = lambda t: float((t.detach().numpy() ** 2).sum())  # noqa: E731
+    factors = (sq(m.user_factors.weight[[1, 1]]) + sq(m.user_content_factors.weight[[1, 1]])
+               + sq(m.item_factors.weight[[0, 2]]) + sq(m.item_factors.weight[[3, 0]]))
+    biases = 2 * 4.0 + 2 * 4.0 / 10
+    proj = sq(m.projection.weight) + sq(m.content_bias.weight)
+    assert np.isclose(got, (0.5 * factors + 0.2 * biases + 0.1 * proj) / 2, rtol=1e-5)
+
+
+def _warm_split(Y, frac, seed):
+    coo = Y.tocoo()
+    test = np.random.default_rng(seed).random(coo.nnz) < frac
+    mk = lambda sel: sp.csr_matrix((coo.data[sel], (coo.row[sel], coo.col[sel])),  # noqa: E731
+                                   shape=Y.shape)
+    return mk(~test), mk(test)
+
+
+def _recall(model, X, Y_test, k):
+    recs = model.recommend(X, k=k)
+    truth = Y_test.T.tocsr()
+    scores = [len(set(recs[u]) & set(truth[u].indices)) / truth[u].nnz
+              for u in range(truth.shape[0]) if truth[u].nnz]
+    return float(np.mean(scores))
+
+
+def test_learns_planted_structure_and_is_deterministic():
+    data = make_multimodal(300, 200, (16, 8), density=0.08, modality_noise=0.3,
+                           random_state=0)
+    Y_train, Y_test = _warm_split(data.Y, 0.2, seed=0)
+    model = VBPRRecommender(max_epochs=15, batch_size=256, lr=0.01, device="cpu",
+                            random_state=0)
+    model.fit(data.X, Y_train)
+    recall = _recall(model, data.X, Y_test, 20)
+    # Random ranking of the ~276 unseen items of a user finds about 20/276 of their positives.
+    assert recall > 3 * 20 / 276, recall
+    again = VBPRRecommender(max_epochs=15, batch_size=256, lr=0.01, device="cpu",
+                            random_state=0).fit(data.X, Y_train)
+    np.testing.assert_array_equal(model.decision_function(data.X),
+                                  again.decision_function(data.X))
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(restored.decision_function(data.X),
+                                  model.decision_function(data.X))
+
+
+def test_recommend_excludes_training_interactions():
+    data = make_multimodal(100, 50, (8, 4), density=0.1, random_state=1)
+    model = VBPRRecommender(max_epochs=1, device="cpu", random_state=0).fit(data.X, data.Y)
+    recs = model.recommend(data.X, k=10)
+    seen = data.Y.T.tocsr()
+    for u in range(50):
+        assert not set(recs[u]) & set(seen[u].indices)
+    scores = model.decision_function(data.X)
+    top = np.argsort(-scores[:, 0], kind="stable")
+    unseen = [i for i in top if i not in set(seen[0].indices)]
+    assert set(recs[0]) == set(unseen[:10])
+
+
+def test_bad_inputs():
+    data = make_multimodal(50, 20, (4, 4), density=0.2, random_state=0)
+    with pytest.raises(ValueError, match="one row per item"):
+        VBPRRecommender(device="cpu").fit(data.X, data.Y[:-1])
+    with pytest.raises(ValueError, match="no interactions"):
+        VBPRRecommender(device="cpu").fit(data.X, sp.csr_matrix(data.Y.shape))
+    X = data.X.copy()
+    X[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        VBPRRecommender(device="cpu").fit(X, data.Y)
+    model = VBPRRecommender(max_epochs=1, device="cpu", random_state=0).fit(data.X, data.Y)
+    with pytest.raises(ValueError, match="warm-start"):
+        model.decision_function(data.X[:10])
+    with pytest.raises(ValueError, match="k must be"):
+        model.recommend(data.X, k=0)
