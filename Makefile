@@ -27,3 +27,19 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The documentation site, into docs/_build/html, with warnings as errors. Offline by default:
+# intersphinx needs network access to fetch the scikit-learn, NumPy, SciPy, torch and skorch
+# inventories; `make docs SKMM_DOCS_OFFLINE=0` links to them.
+SKMM_DOCS_OFFLINE ?= 1
+SPHINXOPTS ?=
+
+.PHONY: docs
+
+$(VENV)/.docs-installed: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install -q -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	SKMM_DOCS_OFFLINE=$(SKMM_DOCS_OFFLINE) $(PY) -m sphinx -b html -W --keep-going \
+		$(SPHINXOPTS) docs docs/_build/html
