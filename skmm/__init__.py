@@ -8,6 +8,7 @@ matrix passed as ``y``.
 from .datasets import simulate_missing
 from .graph import cointeraction_graph, normalize_adjacency
 from .impute import BaselineImputer, FeatPropImputer
+from .vbpr import VBPRRecommender
 
 __version__ = "0.1.0.dev0"
 
@@ -17,5 +18,6 @@ __all__ = [
     "cointeraction_graph",
     "normalize_adjacency",
     "simulate_missing",
+    "VBPRRecommender",
     "__version__",
 ]
