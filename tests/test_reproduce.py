@@ -1,0 +1,43 @@
+import csv
+
+import numpy as np
+
+from skmm import reproduce as rp
+from skmm.__main__ import main
+
+
+def test_featprop_experiment_writes_csv_plot_and_table(tmp_path):
+    data = rp.default_data(quick=True)
+    rows = rp.reproduce_featprop(data, seeds=1, rates=(0.5,), vbpr_params={"max_epochs": 1},
+                                 out=tmp_path, progress=False)
+    assert {r["strategy"] for r in rows} == set(rp.FEATPROP_STRATEGIES)
+    assert all(0 <= r["recall@20"] <= 1 and 0 <= r["ndcg@20"] <= 1 for r in rows)
+    with open(tmp_path / "featprop.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == len(rows)
+    assert (tmp_path / "featprop.png").stat().st_size > 1000
+    header, table = rp.summarize(rows, ("rate", "strategy"))
+    assert header[:2] == ["rate", "strategy"] and len(table) == 4
+    assert "50%" in rp.format_table(header, table)
+
+
+def test_summarize_means_and_stds():
+    rows = [{"m": "a", "recall@20": v, "ndcg@20": 2 * v} for v in (0.1, 0.3)]
+    header, table = rp.summarize(rows, ("m",))
+    np.testing.assert_allclose(table[0][1:], [0.2, 0.1, 0.4, 0.2])
+
+
+def test_default_data_splits_interactions():
+    data = rp.default_data(quick=True)
+    total = data.Y_train + data.Y_val + data.Y_test
+    assert (total != data.Y).nnz == 0
+    assert data.Y_train.multiply(data.Y_test).nnz == 0
+    assert 0.75 < data.Y_train.nnz / data.Y.nnz < 0.85
+
+
+def test_command_line_featprop(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(rp, "QUICK_RATES", (0.5,))
+    assert main(["reproduce", "featprop", "--quick", "--seeds", "1", "--out",
+                 str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "featprop" in printed and "recall@20 mean" in printed
+    assert (tmp_path / "featprop.csv").exists()
