@@ -43,6 +43,9 @@ def check_interactions(Y, n_items, *, name="y"):
     Y : scipy.sparse.csr_matrix of shape (n_items, n_users), dtype float32
         Ones where an item and a user interacted; explicit zeros removed.
     """
+    if Y is None:
+        raise ValueError(f"This estimator requires y to be passed, but the target y is None: "
+                         f"pass the (n_items, n_users) interaction matrix as {name}.")
     if sp.issparse(Y):
         Y = sp.csr_matrix(Y)
     else:

@@ -135,6 +135,15 @@ class VBPRRecommender(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # y is a non-negative (n_items, n_users) interaction matrix: one output per user.
+        tags.target_tags.required = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = False
+        tags.target_tags.positive_only = True
+        return tags
+
     def _validate_X(self, X, reset):
         X = validate_data(self, masked_to_nan(X), dtype=np.float32, reset=reset)
         return X
