@@ -9,6 +9,7 @@ from .datasets import simulate_missing
 from .graph import cointeraction_graph, normalize_adjacency
 from .impute import BaselineImputer, FeatPropImputer
 from .vbpr import VBPRRecommender
+from .milk import MILKRecommender
 
 __version__ = "0.1.0.dev0"
 
@@ -19,5 +20,6 @@ __all__ = [
     "normalize_adjacency",
     "simulate_missing",
     "VBPRRecommender",
+    "MILKRecommender",
     "__version__",
 ]
