@@ -118,3 +118,16 @@ def check_block_sizes(modalities, n_features, *, name="modalities"):
         raise ValueError(f"{name}={list(sizes)} sums to {sum(sizes)} but X has {n_features} "
                          f"features; the block sizes must add up to the number of columns.")
     return sizes
+
+
+def interaction_target_tags(tags, *, required):
+    """Declare ``y`` an (n_items, n_users) interaction matrix in scikit-learn estimator tags.
+
+    One output per user, never negative: scikit-learn's common checks then pass a valid 2-d
+    matrix instead of a 1-d label vector.
+    """
+    tags.target_tags.required = required
+    tags.target_tags.multi_output = True
+    tags.target_tags.single_output = False
+    tags.target_tags.positive_only = True
+    return tags

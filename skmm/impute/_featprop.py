@@ -11,7 +11,7 @@ from sklearn.impute import KNNImputer
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import check_interactions, resolve_device
+from .._validation import check_interactions, interaction_target_tags, resolve_device
 from ..graph import cointeraction_graph, normalize_adjacency
 from ..propagation import propagate_features
 from ._base import check_no_empty_columns, validate_features
@@ -284,13 +284,7 @@ class FeatPropImputer(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
-        # y is an optional, non-negative (n_items, n_users) interaction matrix: one output per
-        # user, never a 1-d label vector.
-        tags.target_tags.required = False
-        tags.target_tags.multi_output = True
-        tags.target_tags.single_output = False
-        tags.target_tags.positive_only = True
-        return tags
+        return interaction_target_tags(tags, required=False)
 
 
 def _fingerprint(X, missing):

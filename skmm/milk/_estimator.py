@@ -17,7 +17,13 @@ from skorch.callbacks import Callback, EarlyStopping
 from skorch.dataset import unpack_data
 from torch.utils.data import DataLoader
 
-from .._validation import check_block_sizes, check_interactions, masked_to_nan, resolve_device
+from .._validation import (
+    check_block_sizes,
+    check_interactions,
+    interaction_target_tags,
+    masked_to_nan,
+    resolve_device,
+)
 from ..metrics._ranking import _check_k, evaluate_topk, topk_per_user
 from ._dataset import NegativeSamplingDataset, ShuffledBatches
 from ._module import ENVIRONMENTS, EnvironmentSampler, MILKLoss, MILKModule
@@ -549,12 +555,7 @@ class MILKRecommender(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
-        # y is a non-negative (n_items, n_users) interaction matrix: one output per user.
-        tags.target_tags.required = True
-        tags.target_tags.multi_output = True
-        tags.target_tags.single_output = False
-        tags.target_tags.positive_only = True
-        return tags
+        return interaction_target_tags(tags, required=True)
 
 
 def _bounds(sizes):

@@ -11,7 +11,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._sampling import BPRBatches, NegativeSampler
-from .._validation import check_interactions, masked_to_nan, resolve_device
+from .._validation import check_interactions, interaction_target_tags, masked_to_nan, resolve_device
 from ._module import VBPRModule, vbpr_penalty
 
 
@@ -137,12 +137,7 @@ class VBPRRecommender(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        # y is a non-negative (n_items, n_users) interaction matrix: one output per user.
-        tags.target_tags.required = True
-        tags.target_tags.multi_output = True
-        tags.target_tags.single_output = False
-        tags.target_tags.positive_only = True
-        return tags
+        return interaction_target_tags(tags, required=True)
 
     def _validate_X(self, X, reset):
         X = validate_data(self, masked_to_nan(X), dtype=np.float32, reset=reset)
