@@ -11,13 +11,20 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .datasets import load_mmrec, make_multimodal, simulate_missing
+from .datasets import load_mmrec, make_multimodal, new_item_split, simulate_missing
 from .impute import BaselineImputer, FeatPropImputer
+from .milk import MILKRecommender
 from .vbpr import VBPRRecommender
 
 FEATPROP_RATES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 QUICK_RATES = (0.1, 0.3, 0.5, 0.7, 0.9)
 FEATPROP_STRATEGIES = ("zeros", "mean", "random", "featprop")
+MILK_SETTINGS = ("FTFT", "FTMT", "MTMT")
+# The DUIF-like content baseline is MILK without environments, invariance and alignment.
+MILK_MODELS = {
+    "MILK": {},
+    "DUIF-like": {"environments": "none", "invariance_weight": 0.0, "alignment_weight": 0.0},
+}
 
 
 def default_data(random_state=0, quick=False):
@@ -97,6 +104,81 @@ def reproduce_featprop(data, *, seeds=5, rates=FEATPROP_RATES, vbpr_params=None,
     return rows
 
 
+def reproduce_milk(data, *, seeds=5, milk_params=None, out=None, progress=True):
+    """The MILK experiment: new items, some of whose modalities are missing.
+
+    For every seed, 20% of the items become new items (:func:`~skmm.datasets.new_item_split`:
+    10% validation, 10% test) and lose all their interactions from training. Models are
+    fitted on the training and validation items, holding out the validation share for early
+    stopping, and every user ranks the test items only. Settings (the paper's):
+
+    * ``FTFT``: full modalities in training and test;
+    * ``FTMT``: full modalities in training; 50% of the test items each lose one modality;
+    * ``MTMT``: as FTMT, and 30% of the training items each lose one modality.
+
+    Models: MILK and the DUIF-like content baseline (missing modalities filled with the
+    training mean, the paper's choice), and in MTMT each of them behind a
+    :class:`~skmm.FeatPropImputer` that imputes the training items' missing modalities over
+    their co-interaction graph (test items, which have no interactions, take its
+    nearest-neighbour rule).
+
+    Returns
+    -------
+    rows : list of dict
+        One per (setting, model, seed): ``recall@20``, ``ndcg@20``, ``epochs``, ``seconds``.
+    """
+    from sklearn.pipeline import make_pipeline
+
+    from .metrics import ndcg_at_k, recall_at_k
+
+    Y = data.Y if "Y" in data else data.Y_train + data.Y_val + data.Y_test
+    Y = sp.csr_matrix(Y, dtype=np.float32)
+    Y.data[:] = 1.0
+    # A model trained on full modalities ("FT") is tested both on FTFT and on FTMT.
+    runs = []
+    for seed in range(seeds):
+        runs += [(seed, "FT", name, False) for name in MILK_MODELS]
+        runs += [(seed, "MTMT", name, impute) for name in MILK_MODELS for impute in (False, True)]
+    rows = []
+    for seed, setting, name, impute in _progress(runs, progress, "milk"):
+        train, val, test = new_item_split(Y, test_size=0.1, val_size=0.1, random_state=seed)
+        fit_items = np.union1d(train, val)
+        # Only users seen in training can be scored.
+        users = np.flatnonzero(Y[fit_items].getnnz(axis=0) > 0)
+        Y_fit, Y_test = Y[fit_items][:, users], Y[test][:, users]
+        X_fit = data.X[fit_items]
+        if setting == "MTMT":
+            X_fit, _ = simulate_missing(X_fit, data.modalities, 0.3, mode="one",
+                                        random_state=1000 + seed)
+        X_test_missing, _ = simulate_missing(data.X[test], data.modalities, 0.5, mode="one",
+                                             random_state=seed)
+        tic = time.perf_counter()
+        milk = MILKRecommender(data.modalities, random_state=seed,
+                               validation_fraction=val.size / fit_items.size,
+                               **{**MILK_MODELS[name], **(milk_params or {})})
+        model = make_pipeline(FeatPropImputer(), milk) if impute else milk
+        model.fit(X_fit, Y_fit)
+        seconds = time.perf_counter() - tic
+        tests = {"FTFT": data.X[test], "FTMT": X_test_missing} if setting == "FT" else \
+            {"MTMT": X_test_missing}
+        for test_setting, X_test in tests.items():
+            scores = model.decision_function(X_test)
+            rows.append({
+                "setting": test_setting, "model": name + (" + FeatProp" if impute else ""),
+                "seed": seed,
+                "recall@20": recall_at_k(Y_test, scores, k=20),
+                "ndcg@20": ndcg_at_k(Y_test, scores, k=20),
+                "epochs": milk.n_epochs_, "seconds": seconds,
+            })
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        _write_csv(rows, out / "milk.csv")
+        _plot_bars(rows, out / "milk.png",
+                   title=f"MILK on {data.get('name', 'data')}: new items, 20% split")
+    return rows
+
+
 def summarize(rows, keys, metrics=("recall@20", "ndcg@20")):
     """Mean and std over seeds for each combination of ``keys``; returns (header, table)."""
     groups = {}
@@ -120,10 +202,9 @@ def format_table(header, table, percent=("rate",)):
             return f"{v:.0%}"
         return f"{v:.4f}" if isinstance(v, float) else str(v)
 
-    lines = ["  ".join(f"{h:>14}" for h in header)]
-    for row in table:
-        lines.append("  ".join(f"{cell(h, v):>14}" for h, v in zip(header, row)))
-    return "\n".join(lines)
+    cells = [list(header)] + [[cell(h, v) for h, v in zip(header, row)] for row in table]
+    widths = [max(len(c[j]) for c in cells) for j in range(len(header))]
+    return "\n".join("  ".join(f"{c:>{w}}" for c, w in zip(line, widths)) for line in cells)
 
 
 def _write_csv(rows, path):
@@ -134,14 +215,7 @@ def _write_csv(rows, path):
 
 
 def _plot_curves(rows, path, title):
-    try:
-        import matplotlib
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("plots need matplotlib: pip install 'skmm[plot]'") from exc
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     header, table = summarize(rows, ("strategy", "rate"))
     fig, ax = plt.subplots(figsize=(6, 4))
     for strategy in FEATPROP_STRATEGIES:
@@ -157,6 +231,46 @@ def _plot_curves(rows, path, title):
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _plot_bars(rows, path, title):
+    plt = _pyplot()
+    metrics = ("recall@20", "ndcg@20")
+    header, table = summarize(rows, ("setting", "model"), metrics)
+    settings = [s for s in MILK_SETTINGS if any(r[0] == s for r in table)]
+    models = list(dict.fromkeys(r[1] for r in table))
+    width = 0.8 / len(models)
+    colors = dict(zip(models, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(10, 4))
+    for ax, (m, metric) in zip(axes, enumerate(metrics)):
+        labelled = set()
+        for i, setting in enumerate(settings):
+            # Bars of the models run in this setting, centred on its tick.
+            here = [r for r in table if r[0] == setting]
+            for j, r in enumerate(here):
+                ax.bar(i + (j - (len(here) - 1) / 2) * width, r[2 + 2 * m], width,
+                       yerr=r[3 + 2 * m], capsize=3, color=colors[r[1]],
+                       label=None if r[1] in labelled else r[1])
+                labelled.add(r[1])
+        ax.set_xticks(range(len(settings)), settings)
+        ax.set_ylabel({"recall@20": "Recall@20", "ndcg@20": "NDCG@20"}[metric])
+    axes[0].legend(fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("plots need matplotlib: pip install 'skmm[plot]'") from exc
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _progress(items, enabled, desc):

@@ -41,3 +41,51 @@ def test_command_line_featprop(tmp_path, capsys, monkeypatch):
     printed = capsys.readouterr().out
     assert "featprop" in printed and "recall@20 mean" in printed
     assert (tmp_path / "featprop.csv").exists()
+
+
+def test_milk_experiment_protocol(tmp_path, monkeypatch):
+    """New items are never fitted; MTMT training items miss modalities unless imputed."""
+    seen = []
+
+    class Recording(rp.MILKRecommender):
+        def fit(self, X, y):
+            seen.append(("fit", X.shape[0], np.isnan(X).any(axis=1).mean(), self.environments))
+            return super().fit(X, y)
+
+        def decision_function(self, X):
+            seen.append(("score", X.shape[0], np.isnan(X).any(axis=1).mean(), self.environments))
+            return super().decision_function(X)
+
+    monkeypatch.setattr(rp, "MILKRecommender", Recording)
+    data = rp.default_data(quick=True)
+    n_items = data.X.shape[0]
+    rows = rp.reproduce_milk(data, seeds=1, milk_params={"max_epochs": 2}, out=tmp_path,
+                             progress=False)
+    got = {(r["setting"], r["model"]) for r in rows}
+    assert got == {("FTFT", "MILK"), ("FTFT", "DUIF-like"), ("FTMT", "MILK"),
+                   ("FTMT", "DUIF-like"), ("MTMT", "MILK"), ("MTMT", "DUIF-like"),
+                   ("MTMT", "MILK + FeatProp"), ("MTMT", "DUIF-like + FeatProp")}
+    assert all(0 <= r["recall@20"] <= 1 and 0 <= r["ndcg@20"] <= 1 for r in rows)
+    fits = [s for s in seen if s[0] == "fit"]
+    scores = [s for s in seen if s[0] == "score"]
+    assert {s[1] for s in fits} == {n_items - n_items // 10}
+    assert {s[1] for s in scores} == {n_items // 10}
+    # Two full-modality fits, two with 30% of items missing a modality, two imputed.
+    assert sorted(round(s[2], 2) for s in fits) == [0.0, 0.0, 0.0, 0.0, 0.3, 0.3]
+    # FTFT scores complete items; FTMT and MTMT items half of which miss one modality, except
+    # behind the imputer, which fills them first.
+    assert sorted(round(s[2], 2) for s in scores) == [0.0] * 4 + [0.5] * 4
+    assert {s[3] for s in fits} == {"cyclic", "none"}
+    with open(tmp_path / "milk.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == len(rows) == 8
+    assert (tmp_path / "milk.png").stat().st_size > 1000
+
+
+def test_command_line_all(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(rp, "QUICK_RATES", (0.5,))
+    assert main(["reproduce", "all", "--quick", "--seeds", "1", "--threads", "1", "--out",
+                 str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "featprop" in printed and "milk" in printed and "MTMT" in printed
+    assert {p.name for p in tmp_path.iterdir()} == {"featprop.csv", "featprop.png",
+                                                     "milk.csv", "milk.png"}
