@@ -435,9 +435,6 @@ def test_bad_inputs():
         est.fit(X, None)
     with pytest.raises(ValueError, match="2-d interaction matrix"):
         est.fit(X, np.ones(100))
-    Y_empty = sp.hstack([Y, sp.csr_matrix((100, 3))]).tocsr()
-    with pytest.raises(ValueError, match="3 user column.*no interaction"):
-        est.fit(X, Y_empty)
     X_inf = X.copy()
     X_inf[3, 5] = np.inf
     with pytest.raises(ValueError, match="X.*infinity"):
@@ -541,3 +538,19 @@ def test_lastfm_ftmt_far_above_random(data_root):
     Y_test = Y[test][:, users]
     ndcg = model.score(X_test, Y_test)
     assert ndcg > 2 * random_ndcg(Y_test, 20), ndcg
+
+
+def test_users_without_interactions_keep_their_initial_embedding():
+    """A fold of items can hold all of a user's items: fit works, that user is not trained."""
+    X, Y = planted(100, 50, seed=3)
+    Y = sp.hstack([Y, sp.csr_matrix((100, 3))]).tocsr()
+    est = MILKRecommender([24, 16], max_epochs=1, validation_fraction=0, device="cpu",
+                          random_state=0)
+    one = est.fit(X, Y).module_.user_embedding.weight.detach().clone()
+    three = est.set_params(max_epochs=3).fit(X, Y).module_.user_embedding.weight.detach()
+    assert est.n_users_ == Y.shape[1]
+    empty = np.flatnonzero(Y.getnnz(axis=0) == 0)
+    trained = np.flatnonzero(Y.getnnz(axis=0) > 0)
+    assert set(empty) >= {Y.shape[1] - 3, Y.shape[1] - 2, Y.shape[1] - 1}
+    torch.testing.assert_close(three[empty], one[empty], rtol=0, atol=0)
+    assert not torch.allclose(three[trained], one[trained])

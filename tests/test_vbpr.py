@@ -110,3 +110,12 @@ def test_bad_inputs():
         model.decision_function(data.X[:10])
     with pytest.raises(ValueError, match="k must be"):
         model.recommend(data.X, k=0)
+
+
+def test_fit_leaves_the_global_torch_generator_alone():
+    data = make_multimodal(60, 40, (8, 4), density=0.1, random_state=0)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    VBPRRecommender(max_epochs=1, device="cpu", random_state=0).fit(data.X, data.Y)
+    torch.testing.assert_close(torch.rand(3), expected)

@@ -302,8 +302,10 @@ class MILKRecommender(BaseEstimator):
             Item content, one column block per modality; ``np.nan`` (or the mask) marks
             missing entries.
         y : {array-like, sparse matrix} of shape (n_items, n_users)
-            Interactions, items as rows; any non-zero value is one interaction. Every user
-            (column) needs at least one.
+            Interactions, items as rows; any non-zero value is one interaction. A user
+            (column) without interactions among these items keeps its initial embedding, so
+            its scores are uninformative; such columns are allowed so that cross-validation
+            over items never fails on a fold that holds all of a user's items.
 
         Returns
         -------
@@ -321,13 +323,6 @@ class MILKRecommender(BaseEstimator):
         Y = check_interactions(y, X.shape[0], name="y")
         if Y.nnz == 0:
             raise ValueError("y has no interactions to train on (it is empty or all zero).")
-        empty_users = np.flatnonzero(Y.getnnz(axis=0) == 0)
-        if empty_users.size:
-            shown = ", ".join(map(str, empty_users[:5])) + (", ..." if empty_users.size > 5
-                                                            else "")
-            raise ValueError(f"y has {empty_users.size} user column(s) with no interaction "
-                             f"(columns {shown}) out of {Y.shape[1]}; a user without "
-                             f"interactions cannot be learned. Drop those columns.")
         self.modalities_ = sizes
         self.n_users_ = Y.shape[1]
         device = resolve_device(self.device)

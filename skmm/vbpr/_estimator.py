@@ -168,7 +168,6 @@ class VBPRRecommender(BaseEstimator):
         seed = np.random.RandomState(self.random_state).randint(2**31 - 1) \
             if not isinstance(self.random_state, Integral) else int(self.random_state)
         rng = np.random.default_rng(seed)
-        torch.manual_seed(seed)
         coo = Y.tocoo()
         pairs = np.stack([coo.col, coo.row], axis=1).astype(np.int64)  # (user, item)
         self.n_items_, self.n_users_ = Y.shape
@@ -195,7 +194,11 @@ class VBPRRecommender(BaseEstimator):
             device=device,
             verbose=self.verbose,
         )
-        self.net_.fit(pairs, None)
+        # Seed torch's global generator for the initialisation inside a fork, so the caller's
+        # random state is left as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net_.fit(pairs, None)
         return self
 
     def _check_items(self, X):
