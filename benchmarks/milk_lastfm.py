@@ -17,6 +17,7 @@ Models (text all-MiniLM-L6-v2 384-d + VGGish 128-d):
 * ``milk-p30``: the same with patience 30, the paper's stopping budget (validation every 10
   epochs, 3 evaluations without improvement);
 * ``milk-inv0``: MILK without the variance penalty (environments and alignment kept);
+* ``milk-inv0.5``, ``milk-inv5``: MILK with a lighter variance penalty;
 * ``duif``: ``environments="none", invariance_weight=0, alignment_weight=0``.
 
 Missing modalities are filled with the training mean (``fill="mean"``, the paper) and, for
@@ -24,7 +25,7 @@ Missing modalities are filled with the training mean (``fill="mean"``, the paper
 items with every modality present.
 
     python benchmarks/milk_lastfm.py [--seeds 5] [--data-root PATH] [--out milk_lastfm.csv]
-                                   [--threads N]
+                                   [--threads N] [--models NAME ...] [--settings FTMT MTMT]
 """
 
 import argparse
@@ -40,6 +41,8 @@ MODELS = {
     "milk": {},
     "milk-p30": {"patience": 30},
     "milk-inv0": {"invariance_weight": 0.0},
+    "milk-inv0.5": {"invariance_weight": 0.5},
+    "milk-inv5": {"invariance_weight": 5.0},
     "duif": {"environments": "none", "invariance_weight": 0.0, "alignment_weight": 0.0},
 }
 ZERO_FILL = ("milk", "duif")
@@ -53,7 +56,7 @@ def _root(arg):
     return Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def run(root, seeds, out):
+def run(root, seeds, out, models=tuple(MODELS), settings=("FTMT", "MTMT")):
     from skmm import MILKRecommender
     from skmm.datasets import load_mmrec, new_item_split, simulate_missing
     from skmm.metrics import ndcg_at_k, recall_at_k
@@ -73,7 +76,10 @@ def run(root, seeds, out):
                    "MTMT": simulate_missing(data.X[fit_items], data.modalities, 0.3,
                                             mode="one", random_state=1000 + seed)[0]}
         for setting, X_fit in X_train.items():
-            for name, params in MODELS.items():
+            if setting not in settings:
+                continue
+            for name in models:
+                params = MODELS[name]
                 for fill in ("mean", "zeros") if name in ZERO_FILL else ("mean",):
                     tic = time.perf_counter()
                     model = MILKRecommender(
@@ -126,12 +132,15 @@ def main(argv=None):
     parser.add_argument("--out", default="milk_lastfm.csv")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads; 1 avoids slowdowns on a busy machine")
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    parser.add_argument("--settings", nargs="+", choices=["FTMT", "MTMT"],
+                        default=["FTMT", "MTMT"])
     args = parser.parse_args(argv)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    summarize(run(_root(args.data_root), args.seeds, args.out))
+    summarize(run(_root(args.data_root), args.seeds, args.out, args.models, args.settings))
     return 0
 
 

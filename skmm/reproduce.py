@@ -31,6 +31,19 @@ def default_data(random_state=0, quick=False):
     """The bundled default data: a synthetic catalogue with planted taste structure.
 
     Interactions are split at random into train / validation / test (80 / 10 / 10).
+
+    Parameters
+    ----------
+    random_state : int, default=0
+        Seeds :func:`~skmm.datasets.make_multimodal` and the split.
+    quick : bool, default=False
+        600 items and 400 users instead of 1500 and 1000.
+
+    Returns
+    -------
+    data : Bunch
+        As :func:`~skmm.datasets.make_multimodal`, plus ``Y_train``, ``Y_val``, ``Y_test``,
+        ``name`` and ``modality_names``.
     """
     n_items, n_users = (600, 400) if quick else (1500, 1000)
     data = make_multimodal(n_items, n_users, (64, 32), density=0.03, random_state=random_state)
@@ -50,7 +63,23 @@ def _split_interactions(Y, fractions, random_state):
 
 
 def load_data(path, modalities=None, quick=False):
-    """Real data from an MMRec-format folder, or the default synthetic data when None."""
+    """Real data from an MMRec-format folder, or the default synthetic data when None.
+
+    Parameters
+    ----------
+    path : str or path or None
+        An MMRec-format folder (see :func:`~skmm.datasets.load_mmrec`); None for
+        :func:`default_data`.
+    modalities : list of str, default=None
+        Feature files to read, by stem; None reads every ``.npy`` of the folder.
+    quick : bool, default=False
+        Passed to :func:`default_data`.
+
+    Returns
+    -------
+    data : Bunch
+        With ``name`` set to the folder's name.
+    """
     if path is None:
         return default_data(quick=quick)
     data = load_mmrec(path, modalities)
@@ -71,6 +100,24 @@ def reproduce_featprop(data, *, seeds=5, rates=FEATPROP_RATES, vbpr_params=None,
     For every missing rate and seed, a fraction of items loses every modality; each strategy
     imputes them, VBPR is trained on the training interactions with the imputed features, and
     Recall@20 / NDCG@20 are measured on the test interactions by full ranking over all items.
+
+    Parameters
+    ----------
+    data : Bunch
+        ``X``, ``modalities``, ``Y_train`` and ``Y_test`` as returned by
+        :func:`~skmm.datasets.load_mmrec` or :func:`default_data`.
+    seeds : int, default=5
+        Seeds 0 to ``seeds - 1``; each draws its own missing items and VBPR initialisation.
+    rates : sequence of float, default=FEATPROP_RATES
+        Fractions of items that lose every modality (10% to 90%).
+    vbpr_params : dict, default=None
+        Overrides of the :class:`~skmm.VBPRRecommender` parameters (default 30 epochs,
+        batch 1024, learning rate 0.005).
+    out : str or path, default=None
+        Folder for ``featprop.csv`` (per-seed rows), ``featprop_summary.csv`` and
+        ``featprop.png`` (Recall@20 against the missing rate); nothing is written when None.
+    progress : bool, default=True
+        Show a progress bar.
 
     Returns
     -------
@@ -99,6 +146,7 @@ def reproduce_featprop(data, *, seeds=5, rates=FEATPROP_RATES, vbpr_params=None,
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         _write_csv(rows, out / "featprop.csv")
+        write_summary(rows, ("rate", "strategy"), out / "featprop_summary.csv")
         _plot_curves(rows, out / "featprop.png",
                      title=f"FeatProp on {data.get('name', 'data')}: VBPR after imputation")
     return rows
@@ -174,13 +222,32 @@ def reproduce_milk(data, *, seeds=5, milk_params=None, out=None, progress=True):
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         _write_csv(rows, out / "milk.csv")
+        write_summary(sorted(rows, key=lambda r: MILK_SETTINGS.index(r["setting"])),
+                      ("setting", "model"), out / "milk_summary.csv")
         _plot_bars(rows, out / "milk.png",
                    title=f"MILK on {data.get('name', 'data')}: new items, 20% split")
     return rows
 
 
 def summarize(rows, keys, metrics=("recall@20", "ndcg@20")):
-    """Mean and std over seeds for each combination of ``keys``; returns (header, table)."""
+    """Mean and std over seeds for each combination of ``keys``.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Per-seed results, as returned by :func:`reproduce_featprop` or :func:`reproduce_milk`.
+    keys : sequence of str
+        The columns that identify a group, e.g. ``("rate", "strategy")``.
+    metrics : sequence of str, default=("recall@20", "ndcg@20")
+        The columns to average.
+
+    Returns
+    -------
+    header : list of str
+        ``keys`` then ``"<metric> mean"`` and ``"<metric> std"`` for each metric.
+    table : list of list
+        One row per group, in order of first appearance.
+    """
     groups = {}
     for row in rows:
         groups.setdefault(tuple(row[k] for k in keys), []).append(row)
@@ -205,6 +272,31 @@ def format_table(header, table, percent=("rate",)):
     cells = [list(header)] + [[cell(h, v) for h, v in zip(header, row)] for row in table]
     widths = [max(len(c[j]) for c in cells) for j in range(len(header))]
     return "\n".join("  ".join(f"{c:>{w}}" for c, w in zip(line, widths)) for line in cells)
+
+
+def write_summary(rows, keys, path, metrics=("recall@20", "ndcg@20")):
+    """Write the table of :func:`summarize` as a CSV of ``mean ± std`` cells.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Per-seed results.
+    keys : sequence of str
+        The grouping columns; a ``"rate"`` key is written as a percentage.
+    path : str or path
+        The CSV file to write.
+    metrics : sequence of str, default=("recall@20", "ndcg@20")
+        The columns to average.
+    """
+    _, table = summarize(rows, keys, metrics)
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(list(keys) + list(metrics))
+        for line in table:
+            key = [f"{v:.0%}" if k == "rate" else v for k, v in zip(keys, line)]
+            cells = [f"{m:.4f} ± {s:.4f}" for m, s in zip(line[len(keys)::2],
+                                                           line[len(keys) + 1::2])]
+            writer.writerow(key + cells)
 
 
 def _write_csv(rows, path):

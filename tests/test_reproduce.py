@@ -79,6 +79,12 @@ def test_milk_experiment_protocol(tmp_path, monkeypatch):
     with open(tmp_path / "milk.csv") as fh:
         assert len(list(csv.DictReader(fh))) == len(rows) == 8
     assert (tmp_path / "milk.png").stat().st_size > 1000
+    with open(tmp_path / "milk_summary.csv") as fh:
+        summary = list(csv.DictReader(fh))
+    assert [r["setting"] for r in summary] == ["FTFT"] * 2 + ["FTMT"] * 2 + ["MTMT"] * 4
+    # One seed: the std is 0 and the mean is the row's value.
+    first = next(r for r in rows if r["setting"] == "FTFT" and r["model"] == "MILK")
+    assert summary[0]["ndcg@20"] == f"{first['ndcg@20']:.4f} ± 0.0000"
 
 
 def test_command_line_all(tmp_path, capsys, monkeypatch):
@@ -87,5 +93,6 @@ def test_command_line_all(tmp_path, capsys, monkeypatch):
                  str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "featprop" in printed and "milk" in printed and "MTMT" in printed
-    assert {p.name for p in tmp_path.iterdir()} == {"featprop.csv", "featprop.png",
-                                                     "milk.csv", "milk.png"}
+    assert {p.name for p in tmp_path.iterdir()} == {
+        f"{name}{suffix}" for name in ("featprop", "milk")
+        for suffix in (".csv", ".png", "_summary.csv")}
