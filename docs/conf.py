@@ -16,7 +16,7 @@ sys.path.insert(0, str(DOCS / "sphinxext"))
 sys.path.insert(0, str(ROOT))
 
 import skmm  # noqa: E402
-from skmm_docs import silence_foreign_missing_refs  # noqa: E402
+from skmm_docs import silence_foreign_missing_refs, unlink_metric_names  # noqa: E402
 
 OFFLINE = os.environ.get("SKMM_DOCS_OFFLINE", "0").lower() not in ("", "0", "false", "no")
 
@@ -81,6 +81,7 @@ intersphinx_mapping = {
     "torch": ("https://docs.pytorch.org/docs/stable", None),
     "skorch": ("https://skorch.readthedocs.io/en/stable", None),
     "matplotlib": ("https://matplotlib.org/stable", None),
+    "distributed": ("https://distributed.dask.org/en/stable", None),
 }
 intersphinx_timeout = 10
 if OFFLINE:
@@ -150,5 +151,6 @@ if not _BENCH_INC.is_file() or _BENCH_INC.read_text() != _bench_rst:
 
 
 def setup(app):
+    app.connect("doctree-read", unlink_metric_names)
     if OFFLINE:
         app.connect("missing-reference", silence_foreign_missing_refs)

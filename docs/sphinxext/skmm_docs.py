@@ -1,7 +1,9 @@
 """Helpers for the skmm documentation build (imported by ``conf.py`` and sphinx-gallery)."""
 
+import re
 from pathlib import Path
 
+from docutils import nodes
 from sphinx_gallery.sorting import _SortKey
 
 # Gallery order: the quick start first, then the rest. Files not listed follow, by name.
@@ -10,6 +12,9 @@ EXAMPLE_ORDER = [
     "plot_featprop_quickstart.py",
     "plot_featprop_missing_rates.py",
     "plot_compare_normalisations.py",
+    "plot_milk_cold_start.py",
+    "plot_pipeline_gridsearch.py",
+    "plot_dask_gridsearch.py",
 ]
 
 
@@ -46,3 +51,14 @@ def silence_foreign_missing_refs(app, env, node, contnode):
     if sep and not owner.startswith("skmm."):
         return contnode
     return None
+
+
+# "Recall@20" is a valid e-mail address to docutils, which turns it into a mailto link.
+_METRIC_AT_K = re.compile(r"^[\w.-]+@(\d+|k)$", re.IGNORECASE)
+
+
+def unlink_metric_names(app, doctree):
+    """``doctree-read`` handler: render metric names such as ``NDCG@20`` as plain text."""
+    for ref in list(doctree.findall(nodes.reference)):
+        if ref.get("refuri", "").startswith("mailto:") and _METRIC_AT_K.match(ref.astext()):
+            ref.replace_self(nodes.Text(ref.astext()))
