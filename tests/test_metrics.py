@@ -9,6 +9,7 @@ from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import ndcg_score
 
 from skmm.metrics import (
+    evaluate_factors,
     hit_rate_at_k,
     make_topk_scorer,
     ndcg_at_k,
@@ -192,3 +193,224 @@ def test_no_warning_on_valid_input():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ndcg_at_k(Y, S, k=3)
+
+
+# ------------------------------------------------------------------------------------------
+# Full ranking of factor models in user batches x item blocks (evaluate_factors)
+# ------------------------------------------------------------------------------------------
+
+def _ref_topk(S, k, exclude=None):
+    """Top-k per user of an (n_users, n_items) score matrix: lower item index wins ties."""
+    S = np.array(S, dtype=np.float64)
+    if exclude is not None:
+        S[np.asarray(exclude) != 0] = -np.inf
+    return np.argsort(-S, axis=1, kind="stable")[:, :k]
+
+
+def _factor_problem(seed, n_users=23, n_items=37, n_factors=3, tied=True, density=0.15):
+    """Factors with small integer entries (exact scores, many ties) or continuous ones."""
+    rng = np.random.default_rng(seed)
+    if tied:
+        U = rng.integers(-2, 3, size=(n_users, n_factors)).astype(np.float32)
+        V = rng.integers(-2, 3, size=(n_items, n_factors)).astype(np.float32)
+    else:
+        U = rng.normal(size=(n_users, n_factors))
+        V = rng.normal(size=(n_items, n_factors))
+    Y = (rng.random((n_items, n_users)) < density).astype(float)
+    Y[:, 0] = 0  # users without positives are left out
+    Y[:, 5] = 0
+    exclude = (rng.random((n_items, n_users)) < 0.3).astype(float)
+    return U, V, Y, exclude
+
+
+def _collect(gen):
+    users, items, values = [], [], []
+    for batch, top, val in gen:
+        users.append(batch)
+        items.append(top.cpu().numpy())
+        values.append(val.cpu().numpy())
+    return np.concatenate(users), np.concatenate(items), np.concatenate(values)
+
+
+@pytest.mark.parametrize("n_cols", [1, 2, 5, 9, 50])
+@pytest.mark.parametrize("k", [1, 2, 4, 9, 12])
+def test_sorted_topk_breaks_ties_by_lower_index(n_cols, k):
+    rng = np.random.default_rng(n_cols * 100 + k)
+    S = rng.integers(0, 3, size=(40, n_cols)).astype(np.float32)
+    S[rng.random(S.shape) < 0.2] = -np.inf
+    values, cols = _ranking._sorted_topk(torch.from_numpy(S), min(k, n_cols))
+    expected = _ref_topk(S, k)
+    np.testing.assert_array_equal(cols.numpy(), expected)
+    np.testing.assert_array_equal(values.numpy(), np.take_along_axis(S, expected, axis=1))
+
+
+@pytest.mark.parametrize("tied", [True, False])
+@pytest.mark.parametrize("item_batch_size", [1, 3, 4, 7, 10, 36, 37, 100])
+@pytest.mark.parametrize("user_batch_size", [1, 5, None])
+def test_blocked_topk_equals_reference(tied, item_batch_size, user_batch_size):
+    U, V, Y, exclude = _factor_problem(1 if tied else 2, tied=tied)
+    S = U @ V.T  # (n_users, n_items); exact for the integer factors
+    users = np.arange(U.shape[0])
+    excl = sp.csr_matrix(exclude.T)
+    for k in (1, 5, 12, 37, 50):  # k beyond a block, k = n_items, k > n_items
+        got_users, items, values = _collect(_ranking.factor_topk_per_user(
+            torch.from_numpy(U), torch.from_numpy(V), users, k, exclude=excl,
+            user_batch_size=user_batch_size, item_batch_size=item_batch_size))
+        np.testing.assert_array_equal(got_users, users)
+        expected = _ref_topk(S, k, exclude.T)
+        assert items.shape == (U.shape[0], min(k, V.shape[0]))
+        np.testing.assert_array_equal(items, expected)
+        ref_values = np.take_along_axis(np.where(exclude.T != 0, -np.inf, S), expected, axis=1)
+        if tied:
+            np.testing.assert_array_equal(values, ref_values)
+        else:
+            np.testing.assert_allclose(values, ref_values, rtol=1e-12)
+        # The unblocked path (one block of all items) gives the same ranking.
+        _, unblocked, _ = _collect(_ranking.topk_per_user(
+            lambda u: torch.from_numpy(S[u]), users, V.shape[0], k, exclude=excl))
+        np.testing.assert_array_equal(unblocked, expected)
+
+
+@pytest.mark.parametrize("item_batch_size", [1, 4, 7, 16, 37, 64])
+@pytest.mark.parametrize("k", [1, 5, 8, 40])
+def test_evaluate_factors_equals_dense_metrics_exactly(item_batch_size, k):
+    U, V, Y, exclude = _factor_problem(3)
+    S = V @ U.T  # (n_items, n_users), as the dense metric functions take it
+    got = evaluate_factors(sp.csr_matrix(Y), U, V, k=k, exclude=exclude, metrics=METRIC_NAMES,
+                           item_batch_size=item_batch_size, user_batch_size=4)
+    for metric, func in FUNCS.items():
+        assert got[metric] == func(Y, S, k=k, exclude=exclude)
+        # Ties included: the ranking is the stable (lower index first) one.
+        assert got[metric] == pytest.approx(reference(Y, S, k, metric, exclude), rel=1e-12)
+    per_user = evaluate_factors(Y, U, V, k=k, exclude=exclude, metrics=METRIC_NAMES,
+                                per_user=True, item_batch_size=item_batch_size)
+    unblocked = evaluate_factors(Y, U, V, k=k, exclude=exclude, metrics=METRIC_NAMES,
+                                 per_user=True, item_batch_size=V.shape[0],
+                                 user_batch_size=U.shape[0])
+    np.testing.assert_array_equal(per_user["users"], np.flatnonzero(Y.sum(axis=0) > 0))
+    for metric in METRIC_NAMES:
+        np.testing.assert_array_equal(per_user[metric], unblocked[metric])
+
+
+METRIC_NAMES = ("recall", "ndcg", "precision", "hit_rate")
+
+
+def test_dense_metrics_break_ties_by_lower_index():
+    U, V, Y, exclude = _factor_problem(4)
+    S = V @ U.T
+    for metric, func in FUNCS.items():
+        for k in (1, 3, 10):
+            assert func(Y, S, k=k, exclude=exclude) == pytest.approx(
+                reference(Y, S, k, metric, exclude), rel=1e-12)
+
+
+def test_evaluate_factors_continuous_scores_and_default_blocks(monkeypatch):
+    U, V, Y, exclude = _factor_problem(5, n_users=60, n_items=300, n_factors=8, tied=False)
+    S = V @ U.T
+    expected = {m: FUNCS[m](Y, S, k=10, exclude=exclude) for m in METRIC_NAMES}
+    got = evaluate_factors(Y, U, V, k=10, exclude=exclude, metrics=METRIC_NAMES)
+    assert got == expected
+    # Automatic sizes from a tiny budget: 64-item blocks, 2 users per batch (float64).
+    monkeypatch.setattr(_ranking, "_FACTOR_BLOCK_BYTES", 64 * 2 * 8)
+    monkeypatch.setattr(_ranking, "_ITEM_BLOCK", 64)
+    assert _ranking._factor_batch_sizes(60, 300, 8, None, None) == (2, 64)
+    assert _ranking._factor_batch_sizes(60, 300, 8, 4, None) == (4, 32)
+    assert _ranking._factor_batch_sizes(60, 300, 8, None, 16) == (8, 16)
+    assert _ranking._factor_batch_sizes(60, 30, 4, None, None) == (8, 30)  # 256 entries
+    assert _ranking._factor_batch_sizes(3, 30, 4, None, None) == (3, 30)
+    assert evaluate_factors(Y, U, V, k=10, exclude=exclude, metrics=METRIC_NAMES) == expected
+
+
+def test_evaluate_factors_inputs_and_dtypes():
+    U, V, Y, exclude = _factor_problem(6, tied=False)
+    expected = evaluate_factors(Y, U, V, k=5)
+    assert set(expected) == {"recall", "ndcg"}
+    assert evaluate_factors(Y, torch.from_numpy(U), torch.from_numpy(V), k=5) == expected
+    as32 = evaluate_factors(sp.coo_matrix(Y), U.astype(np.float32), V.astype(np.float32), k=5)
+    assert as32 == pytest.approx(expected)
+    assert evaluate_factors(Y, U, V, k=5, metrics="ndcg", device="cpu") == \
+        {"ndcg": expected["ndcg"]}
+    assert evaluate_factors(Y, U, V, k=5, exclude=sp.csc_matrix(exclude)) == \
+        evaluate_factors(Y, U, V, k=5, exclude=exclude)
+
+
+def test_evaluate_factors_k_beyond_n_items():
+    # k > n_items: every item is ranked; precision still divides by k (as the dense path).
+    U, V, Y, exclude = _factor_problem(7, n_items=6)
+    S = V @ U.T
+    got = evaluate_factors(Y, U, V, k=9, exclude=exclude, metrics=METRIC_NAMES,
+                           item_batch_size=4)
+    for metric, func in FUNCS.items():
+        assert got[metric] == func(Y, S, k=9, exclude=exclude)
+    per_user = evaluate_factors(Y, U, V, k=9, metrics=("recall",), per_user=True,
+                                item_batch_size=2)
+    np.testing.assert_array_equal(per_user["recall"], 1.0)
+
+
+def test_evaluate_factors_without_positives_warns():
+    U, V, _, _ = _factor_problem(8)
+    Y = np.zeros((V.shape[0], U.shape[0]))
+    with pytest.warns(UndefinedMetricWarning, match="recall@k, ndcg@k undefined") as record:
+        got = evaluate_factors(Y, U, V, k=3)
+    assert len(record) == 1 and record[0].filename == __file__
+    assert np.isnan(got["recall"]) and np.isnan(got["ndcg"])
+    per_user = evaluate_factors(Y, U, V, k=3, per_user=True)
+    assert per_user["users"].size == 0 and per_user["ndcg"].size == 0
+
+
+def test_evaluate_factors_nan_scores_raise():
+    # Finite factors whose dot product is inf - inf = NaN.
+    U = np.array([[1e30, 1e30]], dtype=np.float32)
+    V = np.array([[1.0, 0.0], [1e30, -1e30], [0.0, 1.0]], dtype=np.float32)
+    Y = np.array([[1.0], [0.0], [0.0]])
+    with pytest.raises(ValueError, match="NaN"):
+        evaluate_factors(Y, U, V, k=1, item_batch_size=2)
+    # A NaN on an excluded entry is never ranked.
+    got = evaluate_factors(Y, U, V, k=1, exclude=np.array([[0], [1], [0]]))
+    assert got["recall"] == 1.0
+
+
+@pytest.mark.parametrize("name", ["user_batch_size", "item_batch_size"])
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "8"])
+def test_evaluate_factors_bad_batch_sizes(name, bad):
+    U, V, Y, _ = _factor_problem(9)
+    with pytest.raises(ValueError, match=name):
+        evaluate_factors(Y, U, V, k=3, **{name: bad})
+
+
+def test_evaluate_factors_bad_arguments():
+    U, V, Y, exclude = _factor_problem(10)
+    with pytest.raises(ValueError, match="k must be"):
+        evaluate_factors(Y, U, V, k=0)
+    with pytest.raises(ValueError, match="metrics must be"):
+        evaluate_factors(Y, U, V, metrics=("auc",))
+    with pytest.raises(ValueError, match="metrics must be"):
+        evaluate_factors(Y, U, V, metrics=())
+    with pytest.raises(ValueError, match="same number of columns"):
+        evaluate_factors(Y, U, V[:, :2])
+    with pytest.raises(ValueError, match="2-d"):
+        evaluate_factors(Y, U[:, 0], V)
+    with pytest.raises(TypeError, match="numeric"):
+        evaluate_factors(Y, U.astype(object), V)
+    with pytest.raises(ValueError, match="user columns"):
+        evaluate_factors(Y[:, :-1], U, V)
+    with pytest.raises(ValueError, match="one row per item"):
+        evaluate_factors(Y[:-1], U, V)
+    with pytest.raises(ValueError, match="exclude"):
+        evaluate_factors(Y, U, V, exclude=exclude[:, :-1])
+    bad = U.copy()
+    bad[0, 0] = np.inf
+    with pytest.raises(ValueError, match="user_factors contains NaN or infinite"):
+        evaluate_factors(Y, bad, V)
+    bad = V.copy()
+    bad[1, 0] = np.nan
+    with pytest.raises(ValueError, match="item_factors contains NaN or infinite"):
+        evaluate_factors(Y, U, bad)
+
+
+def test_all_finite_checks_every_chunk():
+    t = torch.zeros(10, 3)
+    assert _ranking._all_finite(t, chunk_entries=6)
+    t[9, 2] = np.inf
+    assert not _ranking._all_finite(t, chunk_entries=6)
+    assert _ranking._all_finite(torch.zeros(0, 3))

@@ -1,6 +1,7 @@
 """Evaluation metrics: top-k ranking quality (items as rows, users as columns)."""
 
 from ._ranking import (
+    evaluate_factors,
     hit_rate_at_k,
     make_topk_scorer,
     ndcg_at_k,
@@ -9,6 +10,7 @@ from ._ranking import (
 )
 
 __all__ = [
+    "evaluate_factors",
     "hit_rate_at_k",
     "make_topk_scorer",
     "ndcg_at_k",

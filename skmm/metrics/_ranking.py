@@ -3,7 +3,13 @@
 Every function ranks, for each user, the rows (items) of a score matrix, keeps the top ``k``
 and compares them with the user's positives. Users are processed in batches with
 ``torch.topk``, so a full n_users x n_items score matrix never exists at once beyond what the
-caller passes in.
+caller passes in. Factor models (scores ``user_factors @ item_factors.T``) are also ranked in
+item blocks, keeping a running top ``k`` per user that each block's own top ``k`` is merged
+into (:func:`evaluate_factors`), so memory is bounded by one (user batch x item block) score
+block whatever the number of items.
+
+Ties are broken the same way everywhere: among equal scores the lower item (row) index ranks
+first, whatever the batching, so blocked and unblocked rankings are identical.
 """
 
 import warnings
@@ -21,11 +27,25 @@ METRICS = ("recall", "ndcg", "precision", "hit_rate")
 # Scores of this many (user, item) entries are ranked at once: 64 MiB of float32.
 _BLOCK_ENTRIES = 1 << 24
 
+# Factor models: bytes of one (user batch x item block) score block, and the item block size
+# used when neither batch size is given (each user batch then gets
+# _FACTOR_BLOCK_BYTES // (itemsize * _ITEM_BLOCK) users).
+_FACTOR_BLOCK_BYTES = 64 << 20
+_ITEM_BLOCK = 1 << 14
+
 
 def _check_k(k, name="k"):
     if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {k!r}.")
     return int(k)
+
+
+def _check_batch_size(value, name):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}.")
+    return int(value)
 
 
 def user_batches(n_users, n_items, batch_size=None):
@@ -36,8 +56,103 @@ def user_batches(n_users, n_items, batch_size=None):
         yield np.arange(start, min(start + batch_size, n_users))
 
 
+def _sorted_topk(scores, k):
+    """Each row's ``k`` largest scores, ordered by (score descending, column ascending).
+
+    Exact and deterministic: among equal scores the lower column wins, at the cut-off too.
+    ``torch.topk`` alone breaks ties arbitrarily, so it is asked for ``k + 1`` values; where
+    the ``k``-th and ``(k + 1)``-th are equal (a tie across the cut-off, rare with real-valued
+    scores) the row's selection is redone exactly: every score above the ``k``-th value, then
+    the leftmost of those equal to it.
+    """
+    n = scores.shape[1]
+    if k >= n:
+        values, cols = torch.sort(scores, dim=1, descending=True, stable=True)
+        return values, cols
+    top = torch.topk(scores, k + 1, dim=1)
+    values, cols = top.values[:, :k], top.indices[:, :k]
+    tied = top.values[:, k] == top.values[:, k - 1]
+    if bool(tied.any()):
+        rows = torch.nonzero(tied).squeeze(1)
+        sub = scores[rows]
+        kth = top.values[rows, k - 1:k]
+        above = sub > kth
+        equal = sub == kth
+        need = k - above.sum(dim=1, keepdim=True)
+        keep = above | (equal & (torch.cumsum(equal, dim=1) <= need))
+        picked = torch.nonzero(keep)[:, 1].view(len(rows), k)  # row-major: sorted columns
+        values, cols = values.clone(), cols.clone()
+        values[rows] = sub.gather(1, picked)
+        cols[rows] = picked
+    # Order the k kept entries: by column, then (stably) by score descending.
+    cols, order = torch.sort(cols, dim=1)
+    values = values.gather(1, order)
+    values, order = torch.sort(values, dim=1, descending=True, stable=True)
+    return values, cols.gather(1, order)
+
+
+def _merge_topk(values, items, block_values, block_items, k):
+    """Merge a running top ``k`` with a later item block's (all its items are larger).
+
+    Both are ordered by (score descending, item ascending) and every running item precedes
+    every block item, so among equal scores position order is item order: a stable sort of
+    the concatenation keeps the lower item first.
+    """
+    values = torch.cat([values, block_values], dim=1)
+    items = torch.cat([items, block_items], dim=1)
+    values, order = torch.sort(values, dim=1, descending=True, stable=True)
+    return values[:, :k], items.gather(1, order[:, :k])
+
+
+def _ranked_blocks(block_fn, users, n_items, k, *, exclude, user_batch_size,
+                   item_batch_size, device=None, owned=False, check_nan=True):
+    """Yield ``(batch_users, top_items, top_scores)``: the blocked top-k engine.
+
+    ``block_fn(batch, start, stop)`` returns the scores of items ``start:stop`` for the users
+    of ``batch``, a tensor of shape (len(batch), stop - start). ``exclude`` is a CSR matrix of
+    shape (n_users, n_items) whose entries are set to ``-inf``. ``owned``: the blocks are fresh
+    tensors that may be written to in place (otherwise they are copied before masking).
+    ``check_nan``: scan every block for NaN; without it a NaN is still caught when it reaches
+    a user's top k (``torch.topk`` ranks NaN above everything), unless it was masked.
+    """
+    k_eff = min(k, n_items)
+    for ustart in range(0, len(users), user_batch_size):
+        batch = users[ustart:ustart + user_batch_size]
+        if exclude is not None:
+            coo = exclude[batch].tocoo()
+            order = np.argsort(coo.col, kind="stable")
+            ex_rows, ex_cols = coo.row[order].astype(np.int64), coo.col[order].astype(np.int64)
+        values = items = None
+        for start in range(0, max(n_items, 1), item_batch_size):  # one empty block if none
+            stop = min(start + item_batch_size, n_items)
+            scores = block_fn(batch, start, stop)
+            dev = scores.device if device is None else device
+            if check_nan and bool(torch.isnan(scores).any()):
+                raise ValueError("scores contain NaN; every item needs a comparable score.")
+            if exclude is not None:
+                lo, hi = np.searchsorted(ex_cols, [start, stop])
+                if hi > lo:
+                    if not owned:
+                        scores = scores.clone()
+                    scores[torch.as_tensor(ex_rows[lo:hi], device=dev),
+                           torch.as_tensor(ex_cols[lo:hi] - start, device=dev)] = -torch.inf
+            block_values, block_cols = _sorted_topk(scores, min(k_eff, stop - start))
+            del scores  # before the next block is computed: one block alive at a time
+            if not check_nan and bool(torch.isnan(block_values[:, :1]).any()):
+                raise ValueError("scores contain NaN; every item needs a comparable score "
+                                 "(the factors' dot products overflow).")
+            block_items = block_cols + start if start else block_cols
+            if values is None:
+                values, items = block_values, block_items
+            else:
+                values, items = _merge_topk(values, items, block_values, block_items, k_eff)
+        yield batch, items, values
+
+
 def topk_per_user(score_fn, users, n_items, k, *, exclude=None, device=None, batch_size=None):
     """Yield ``(batch_users, top_items, top_scores)`` batch by batch, best first.
+
+    Among equal scores the lower item index ranks first.
 
     Parameters
     ----------
@@ -57,62 +172,86 @@ def topk_per_user(score_fn, users, n_items, k, *, exclude=None, device=None, bat
     batch_size : int, default=None
         Users per batch; None bounds a batch to about 16 million scores.
     """
-    k_eff = min(k, n_items)
     if batch_size is None:
         batch_size = max(1, _BLOCK_ENTRIES // max(n_items, 1))
-    for start in range(0, len(users), batch_size):
-        batch = users[start:start + batch_size]
-        scores = score_fn(batch)
-        dev = scores.device if device is None else device
-        if torch.isnan(scores).any():
-            raise ValueError("scores contain NaN; every item needs a comparable score.")
-        if exclude is not None:
-            rows, cols = exclude[batch].nonzero()
-            if rows.size:
-                scores = scores.clone()
-                scores[torch.as_tensor(rows, device=dev), torch.as_tensor(cols, device=dev)] = \
-                    -torch.inf
-        top = torch.topk(scores, k_eff, dim=1)
-        yield batch, top.indices, top.values
+    return _ranked_blocks(lambda batch, start, stop: score_fn(batch), users, n_items, k,
+                          exclude=exclude, user_batch_size=batch_size,
+                          item_batch_size=max(n_items, 1), device=device)
 
 
-def evaluate_topk(Y_true, score_fn, *, k, exclude=None, metrics=METRICS, device=None,
-                  batch_size=None):
-    """Per-user top-k metrics for the users with at least one positive.
+def _factor_batch_sizes(n_users, n_items, itemsize, user_batch_size, item_batch_size):
+    """(users per batch, items per block) for one score block of ``_FACTOR_BLOCK_BYTES``."""
+    entries = max(1, _FACTOR_BLOCK_BYTES // itemsize)
+    if item_batch_size is None:
+        item_batch_size = (_ITEM_BLOCK if user_batch_size is None
+                           else max(1, entries // user_batch_size))
+    item_batch_size = max(1, min(item_batch_size, n_items))
+    if user_batch_size is None:
+        user_batch_size = max(1, entries // item_batch_size)
+    return max(1, min(user_batch_size, n_users)), item_batch_size
 
-    Parameters
-    ----------
-    Y_true : scipy.sparse matrix of shape (n_items, n_users)
-        Binary positives, items as rows.
-    score_fn : callable
-        ``score_fn(users)`` -> float tensor (len(users), n_items).
-    k : int
-        Cut-off.
-    exclude : scipy.sparse matrix of shape (n_items, n_users), default=None
-        Items never recommended to a user (their scores become ``-inf``).
-    metrics : sequence of str, default=all
-        Any of ``"recall"``, ``"ndcg"``, ``"precision"``, ``"hit_rate"``.
-    device : torch.device, default=None
-        Device of the score batches.
-    batch_size : int, default=None
-        Users per batch.
 
-    Returns
-    -------
-    values : dict
-        ``"users"``: the evaluated users; one float64 array per metric, aligned with them.
+def _as_factors(factors, name, device):
+    if isinstance(factors, torch.Tensor):
+        t = factors.detach()
+    else:
+        arr = np.asarray(factors)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
+                                       or arr.dtype == np.bool_):
+            raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}.")
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    if t.ndim != 2:
+        raise ValueError(f"{name} must be 2-d (n, n_factors), got shape {tuple(t.shape)}.")
+    if t.is_complex():
+        raise TypeError(f"{name} must be real, got dtype {t.dtype}.")
+    if device is not None:
+        t = t.to(device)
+    return t
+
+
+def _all_finite(t, chunk_entries=1 << 22):
+    """``torch.isfinite(t).all()`` by row chunks: its temporaries are several times ``t``."""
+    rows = max(1, chunk_entries // max(t.shape[1], 1))
+    return all(bool(torch.isfinite(t[s:s + rows]).all()) for s in range(0, t.shape[0], rows))
+
+
+def factor_topk_per_user(user_factors, item_factors, users, k, *, exclude=None,
+                         user_batch_size=None, item_batch_size=None):
+    """Yield ``(batch_users, top_items, top_scores)`` for ``user_factors @ item_factors.T``.
+
+    The blocked counterpart of :func:`topk_per_user` for validated float tensors on one
+    device: scores exist one (user batch x item block) block at a time (see
+    :func:`evaluate_factors` for the sizes). Same output, same tie rule.
     """
+    n_items = item_factors.shape[0]
+    user_batch_size, item_batch_size = _factor_batch_sizes(
+        max(len(users), 1), n_items, item_factors.element_size(), user_batch_size,
+        item_batch_size)
+    dev = item_factors.device
+    state = {}
+
+    def block_fn(batch, start, stop):
+        if state.get("batch") is not batch:  # gather a batch's user rows once
+            state["batch"] = batch
+            state["U"] = user_factors[torch.as_tensor(batch, device=dev)]
+        return state["U"] @ item_factors[start:stop].T
+
+    return _ranked_blocks(block_fn, users, n_items, k, exclude=exclude,
+                          user_batch_size=user_batch_size, item_batch_size=item_batch_size,
+                          owned=True, check_nan=False)
+
+
+def _evaluate(Y_true, ranked, *, k, metrics):
+    """Per-user metrics from ``ranked(users)``, an iterator of (batch, top, values)."""
     n_items, n_users = Y_true.shape
     truth = sp.csr_matrix(Y_true.T)
     n_pos = np.diff(truth.indptr)
     users = np.flatnonzero(n_pos > 0)
-    excl = None if exclude is None else sp.csr_matrix(exclude.T)
     k_eff = min(k, n_items)
     discount = 1.0 / np.log2(np.arange(k_eff) + 2.0)
     ideal = np.concatenate(([0.0], np.cumsum(discount)))
     out = {m: [] for m in metrics}
-    for batch, top, values in topk_per_user(score_fn, users, n_items, k, exclude=excl,
-                                            device=device, batch_size=batch_size):
+    for batch, top, values in ranked(users):
         top = top.cpu().numpy()
         finite = torch.isfinite(values).cpu().numpy()
         sub = truth[batch]
@@ -141,6 +280,165 @@ def evaluate_topk(Y_true, score_fn, *, k, exclude=None, metrics=METRICS, device=
     result = {m: np.concatenate(v) if v else np.zeros(0) for m, v in out.items()}
     result["users"] = users
     return result
+
+
+def evaluate_topk(Y_true, score_fn, *, k, exclude=None, metrics=METRICS, device=None,
+                  batch_size=None):
+    """Per-user top-k metrics for the users with at least one positive.
+
+    Parameters
+    ----------
+    Y_true : scipy.sparse matrix of shape (n_items, n_users)
+        Binary positives, items as rows.
+    score_fn : callable
+        ``score_fn(users)`` -> float tensor (len(users), n_items).
+    k : int
+        Cut-off.
+    exclude : scipy.sparse matrix of shape (n_items, n_users), default=None
+        Items never recommended to a user (their scores become ``-inf``).
+    metrics : sequence of str, default=all
+        Any of ``"recall"``, ``"ndcg"``, ``"precision"``, ``"hit_rate"``.
+    device : torch.device, default=None
+        Device of the score batches.
+    batch_size : int, default=None
+        Users per batch.
+
+    Returns
+    -------
+    values : dict
+        ``"users"``: the evaluated users; one float64 array per metric, aligned with them.
+    """
+    n_items = Y_true.shape[0]
+    excl = None if exclude is None else sp.csr_matrix(exclude.T)
+    return _evaluate(Y_true, lambda users: topk_per_user(
+        score_fn, users, n_items, k, exclude=excl, device=device, batch_size=batch_size),
+        k=k, metrics=metrics)
+
+
+def evaluate_factors(Y_true, user_factors, item_factors, *, k=20, exclude=None,
+                     metrics=("recall", "ndcg"), per_user=False, device=None,
+                     user_batch_size=None, item_batch_size=None):
+    """Top-k metrics of a factor model over full rankings, in bounded memory.
+
+    The score of item ``i`` for user ``u`` is ``user_factors[u] @ item_factors[i]``. Every
+    user with a positive in ``Y_true`` ranks all the items; the metrics are those of
+    :func:`recall_at_k`, :func:`ndcg_at_k`, :func:`precision_at_k` and
+    :func:`hit_rate_at_k` on the score matrix ``item_factors @ user_factors.T``, which is never
+    built: scores exist one block of ``user_batch_size`` users x ``item_batch_size`` items at
+    a time, and each block's top ``k`` is merged into a running top ``k`` per user. Memory
+    beyond the inputs is about one score block plus ``O(user_batch_size * k)``, whatever the
+    number of items: ranking 1,000,000 items for 100,000 users needs little more than the
+    factors themselves.
+
+    Among equal scores the lower item index ranks first, so the result does not depend on
+    the block sizes.
+
+    Parameters
+    ----------
+    Y_true : {array-like, sparse matrix} of shape (n_items, n_users)
+        Positives, items as rows; any non-zero value is a positive.
+    user_factors : array-like or torch.Tensor of shape (n_users, n_factors)
+        One row per user (column of ``Y_true``).
+    item_factors : array-like or torch.Tensor of shape (n_items, n_factors)
+        One row per item (row of ``Y_true``).
+    k : int, default=20
+        Cut-off (at most ``n_items`` items are ranked).
+    exclude : {array-like, sparse matrix} of shape (n_items, n_users), default=None
+        Items never recommended to a user (e.g. their training interactions): their scores
+        become ``-inf`` before ranking. They still count in the user's positives when also in
+        ``Y_true``.
+    metrics : sequence of {"recall", "ndcg", "precision", "hit_rate"}, \
+            default=("recall", "ndcg")
+        The metrics to compute.
+    per_user : bool, default=False
+        Return every evaluated user's values instead of their means.
+    device : str or torch.device, default=None
+        Where the scores are computed; None keeps the factors' device (CPU for arrays).
+    user_batch_size : int, default=None
+        Users per batch. None: ``_FACTOR_BLOCK_BYTES // (itemsize * item_batch_size)``, i.e. a
+        score block of at most 64 MiB (1,024 users of 16,384 float32 scores).
+    item_batch_size : int, default=None
+        Items per block (capped at ``n_items``). None: 16,384 when ``user_batch_size`` is None
+        too, else as many items as keep the block at 64 MiB.
+
+    Returns
+    -------
+    values : dict
+        One entry per metric: the mean over users with a positive in ``Y_true`` (NaN, with an
+        ``UndefinedMetricWarning``, when there is none). With ``per_user=True``, one float64
+        array per metric and ``"users"``, the indices of the users they belong to.
+
+    Notes
+    -----
+    The factors are used in float64 when either of them is float64, else in float32. Peak
+    memory beyond the factors and the sparse matrices is about one score block
+    (``user_batch_size * item_batch_size * itemsize`` bytes) plus ``torch.topk``'s working
+    space; time is dominated by the ``n_users * n_items * n_factors`` multiply-adds and the
+    per-block ``torch.topk``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from skmm.metrics import evaluate_factors
+    >>> rng = np.random.default_rng(0)
+    >>> U, V = rng.normal(size=(50, 8)), rng.normal(size=(1000, 8))  # users, items
+    >>> Y_test = sp.random(1000, 50, density=0.01, random_state=0)
+    >>> Y_train = sp.random(1000, 50, density=0.02, random_state=1)
+    >>> full = evaluate_factors(Y_test, U, V, k=10, exclude=Y_train)
+    >>> blocked = evaluate_factors(Y_test, U, V, k=10, exclude=Y_train, item_batch_size=64)
+    >>> full == blocked
+    True
+    >>> sorted(full)
+    ['ndcg', 'recall']
+    """
+    k = _check_k(k)
+    user_batch_size = _check_batch_size(user_batch_size, "user_batch_size")
+    item_batch_size = _check_batch_size(item_batch_size, "item_batch_size")
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    metrics = tuple(metrics)
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not metrics:
+        raise ValueError(f"metrics must be a non-empty sequence of {list(METRICS)}, got "
+                         f"{metrics!r}.")
+    metrics = tuple(dict.fromkeys(metrics))
+    U = _as_factors(user_factors, "user_factors", device)
+    V = _as_factors(item_factors, "item_factors", device)
+    if U.device != V.device:
+        raise ValueError(f"user_factors and item_factors are on different devices ({U.device} "
+                         f"and {V.device}); pass device=.")
+    if U.shape[1] != V.shape[1]:
+        raise ValueError(f"user_factors and item_factors must have the same number of "
+                         f"columns (factors), got {U.shape[1]} and {V.shape[1]}.")
+    dtype = torch.float64 if torch.float64 in (U.dtype, V.dtype) else torch.float32
+    U, V = U.to(dtype), V.to(dtype)
+    for t, name in ((U, "user_factors"), (V, "item_factors")):
+        if not _all_finite(t):
+            raise ValueError(f"{name} contains NaN or infinite values.")
+    n_items, n_users = V.shape[0], U.shape[0]
+    Y = check_interactions(Y_true, n_items, name="Y_true")
+    if Y.shape[1] != n_users:
+        raise ValueError(f"Y_true has {Y.shape[1]} user columns but user_factors has "
+                         f"{n_users} rows.")
+    excl = None
+    if exclude is not None:
+        exclude = check_interactions(exclude, n_items, name="exclude")
+        if exclude.shape != Y.shape:
+            raise ValueError(f"exclude must have the shape of Y_true {Y.shape}, got "
+                             f"{exclude.shape}.")
+        excl = sp.csr_matrix(exclude.T)
+    with torch.no_grad():
+        result = _evaluate(Y, lambda users: factor_topk_per_user(
+            U, V, users, k, exclude=excl, user_batch_size=user_batch_size,
+            item_batch_size=item_batch_size), k=k, metrics=metrics)
+    if per_user:
+        return result
+    if result["users"].size == 0:
+        warnings.warn(f"{', '.join(m + '@k' for m in metrics)} undefined: no user has a "
+                      f"positive in Y_true.", UndefinedMetricWarning, stacklevel=2)
+        return {m: float("nan") for m in metrics}
+    return {m: float(result[m].mean()) for m in metrics}
 
 
 def _check_inputs(Y_true, scores, exclude):
@@ -197,7 +495,8 @@ _DOC = """{title}
     Y_true : {{array-like, sparse matrix}} of shape (n_items, n_users)
         Positives, items as rows; any non-zero value is a positive.
     scores : array-like of shape (n_items, n_users)
-        Higher is better. ``-inf`` is allowed; NaN is not. Ties are broken arbitrarily.
+        Higher is better. ``-inf`` is allowed; NaN is not. Among equal scores the
+        lower item (row) index ranks first.
     k : int, default=20
         Cut-off (at most ``n_items`` items are ranked).
     exclude : {{array-like, sparse matrix}} of shape (n_items, n_users), default=None
