@@ -99,7 +99,7 @@ def cointeraction_graph(Y, n_neighbors=20, *, symmetric=False, weighting="binary
     blocks = list(_row_blocks(Yi, batch_size))
     # Each worker thread reuses its own buffers across blocks: a fresh 100 MB array costs more
     # in page faults than the passes that fill it (measured ~10x), so nothing block-sized is
-    # allocated per block. They are freed with ``scratch`` when this function returns.
+    # allocated per block. They are freed with ``scratch`` before the matrix is assembled.
     scratch = threading.local()
     buf_size = max([work for _, _, work in blocks] + [1])
 
@@ -126,6 +126,9 @@ def cointeraction_graph(Y, n_neighbors=20, *, symmetric=False, weighting="binary
         data = np.ones(len(indices), np.float32)
     else:
         data = np.concatenate([p[2] for p in parts]).astype(np.float32)
+    # Free the blocks, the buffers and the integer copies of Y before the union of both
+    # directions, the build's largest step (on 5M items: about 0.8 GB less at the peak).
+    parts = scratch = Yi = Yt = None
     A = sp.csr_matrix((data, indices, indptr), shape=(n_items, n_items))
     A.has_sorted_indices = True
     if symmetric:
@@ -265,7 +268,7 @@ def _offsets(lengths):
     return out
 
 
-def normalize_adjacency(A, normalization="sym", *, dtype=np.float32):
+def normalize_adjacency(A, normalization="sym", *, dtype=np.float32, copy=True):
     """Normalise an adjacency matrix for propagation.
 
     Parameters
@@ -278,6 +281,10 @@ def normalize_adjacency(A, normalization="sym", *, dtype=np.float32):
         propagated value is a weighted average of its neighbours' values.
     dtype : numpy dtype, default=np.float32
         The dtype of the result (the degrees are computed in float64 either way).
+    copy : bool, default=True
+        If False, the result shares ``A``'s index arrays (``indices``, ``indptr``) when ``A`` is
+        a CSR matrix, instead of copying them: less memory on a large graph, but changing the
+        structure of one then changes the other.
 
     Returns
     -------
@@ -309,4 +316,8 @@ def normalize_adjacency(A, normalization="sym", *, dtype=np.float32):
         if normalization == "sym":
             chunk *= inv[A.indices[s:e]]
         data[s:e] = chunk
-    return sp.csr_matrix((data, A.indices.copy(), A.indptr.copy()), shape=A.shape)
+    if copy:
+        return sp.csr_matrix((data, A.indices.copy(), A.indptr.copy()), shape=A.shape)
+    P = sp.csr_matrix(A.shape, dtype=dtype)  # set directly: the constructor may re-cast
+    P.data, P.indices, P.indptr = data, A.indices, A.indptr
+    return P

@@ -26,7 +26,14 @@ traffic rather than arithmetic:
 * Rows that miss every feature (the FeatProp protocol) need no reset at all; the ``where`` only
   touches the rows that have observed entries. Starting from zeros, the first step of such rows
   is exactly the inflow ``P_RK X_K``, so it is not computed.
-* ``P_RK X_K`` reads ``X`` in place where it can: no copy of the observed rows.
+* ``P_RK X_K`` reads only the observed rows that carry weight (``used``), gathered per block.
+
+Columns propagate independently, so :class:`ColumnPropagator` prepares the graph side once
+(``P_RR``, ``P_RK``, ``used``) and then propagates one group of columns at a time, each group
+needing only its own columns of ``X``: this bounds the working memory (about 1 GiB per group by
+default), and lets :class:`~skmm.FeatPropImputer` read a memory-mapped ``X`` group by group. The
+in-memory and the memory-mapped paths make the very same calls on the very same operands, so
+their results are bit-identical.
 """
 
 import functools
@@ -44,7 +51,7 @@ try:  # the kernel behind scipy's ``csr @ dense``: y += A x, single-threaded, GI
 except ImportError:  # pragma: no cover - a future scipy may move it; ``@`` still works
     _csr_matvecs = None
 
-__all__ = ["propagate_features"]
+__all__ = ["propagate_features", "ColumnPropagator", "column_groups"]
 
 # Below this many columns per block the sparse product loses more to short rows than it gains
 # from the cache, so a matrix too tall for the cache runs unblocked (memory-bound).
@@ -99,7 +106,8 @@ def _empty(shape, dtype, device):
     return torch.empty(shape, dtype=torch.from_numpy(np.zeros(0, dtype)).dtype, device=device)
 
 
-def propagate_features(P, X, missing, n_iter, *, device="cpu", dtype=np.float32):
+def propagate_features(P, X, missing, n_iter, *, device="cpu", dtype=np.float32,
+                       column_batch_size=None):
     """Propagate observed feature values over ``P`` into the missing entries.
 
     Parameters
@@ -117,6 +125,9 @@ def propagate_features(P, X, missing, n_iter, *, device="cpu", dtype=np.float32)
         Where the sparse products run. On the CPU they use ``torch.get_num_threads()`` threads.
     dtype : numpy dtype, default=np.float32
         Arithmetic precision.
+    column_batch_size : int or None, default=None
+        Columns propagated together (see :class:`ColumnPropagator`). None sizes the groups so
+        that their working arrays take about 1 GiB.
 
     Returns
     -------
@@ -130,36 +141,282 @@ def propagate_features(P, X, missing, n_iter, *, device="cpu", dtype=np.float32)
     """
     n_items, n_features = X.shape
     dtype = np.dtype(dtype)
-    device = torch.device(device)
-    n_iter = int(n_iter)
     missing = np.asarray(missing, dtype=bool)
     rows = np.flatnonzero(missing.any(axis=1))
     if rows.size == 0:
         return rows, np.zeros((0, n_features), dtype), np.zeros((0, n_features), bool)
     miss_r = missing[rows]
-    # Rows of R with observed entries: the only ones the reset has to touch. Their observed
-    # values are the starting point; every missing entry starts at zero.
-    partial = np.flatnonzero(~miss_r.all(axis=1))
-    x_p = None
-    if partial.size:
-        x_p = np.nan_to_num(X[rows[partial]], nan=0.0).astype(dtype, copy=False)
-        x_p[miss_r[partial]] = 0
-    P_rr, P_rk = _split_rows(sp.csr_matrix(P), rows)
-
-    n_threads = _n_threads()
-    width = (_block_width(rows.size, n_features, dtype.itemsize, n_threads)
-             if device.type == "cpu" else None)
-    if n_iter == 0:
-        values = np.zeros((rows.size, n_features), dtype)
-        if partial.size:
-            values[partial] = x_p
-    elif width is not None:
-        values = _propagate_in_blocks(P_rr, P_rk, X, partial, x_p, miss_r, n_iter, dtype,
-                                      width, n_threads)
-    else:
-        values = _propagate_whole(P_rr, P_rk, X, partial, x_p, miss_r, n_iter, dtype, device)
-    reached = _reachability(P_rr, P_rk, miss_r, partial.size == 0, n_iter)
+    prop = ColumnPropagator(P, rows, miss_r.all(axis=1), n_iter, n_features=n_features,
+                            device=device, dtype=dtype, column_batch_size=column_batch_size)
+    values = np.empty((rows.size, n_features), dtype)
+    reached = np.empty((rows.size, n_features), bool)
+    for c0, c1 in prop.column_groups():
+        m = miss_r[:, c0:c1]
+        m_p = m[prop.partial]
+        x_p = prop.known_values(X[rows[prop.partial], c0:c1], m_p) if prop.partial.size else None
+        values[:, c0:c1] = prop.propagate(c0, c1, lambda a, b: X[prop.used, a:b], x_p, m_p)
+        reached[:, c0:c1] = prop.reached(m)
     return rows, values, reached
+
+
+# Bytes that one column group's propagation arrays may take when ``column_batch_size`` is None.
+_GROUP_BYTES = 1 << 30
+
+
+def column_groups(n_features, per_column_bytes, column_batch_size=None):
+    """Split ``n_features`` columns into ``(start, stop)`` groups of ``column_batch_size``
+    columns, or, when it is None, into as few groups as keep ``per_column_bytes`` times their
+    width within 1 GiB: of equal width, rounded up to whole SIMD vectors (16 columns)."""
+    d = int(n_features)
+    if column_batch_size is not None:
+        w = int(column_batch_size)
+    else:
+        widest = max(_GROUP_BYTES // max(int(per_column_bytes), 1), 1)
+        n_groups = -(-d // widest)
+        w = -(-d // n_groups)
+        if w < d:
+            w = min(-(-w // 16) * 16, d)
+    w = max(min(w, d), 1)
+    return [(c0, min(c0 + w, d)) for c0 in range(0, d, w)]
+
+
+class ColumnPropagator:
+    """Feature propagation over a fixed graph and fixed missing rows, one column group at a time.
+
+    Columns propagate independently, so the features can be processed in groups of columns:
+    the graph side (``P`` split into ``P_RR`` and ``P_RK``, the known rows that feed the
+    missing ones) is prepared once, and each group then needs only its own columns of the
+    known rows that carry weight (``used``), of the partially observed missing rows, and of the
+    mask. This is what lets :class:`~skmm.FeatPropImputer` read a memory-mapped ``X`` in
+    bounded memory; in memory the same code runs, so both give the same numbers.
+
+    Parameters
+    ----------
+    P : scipy.sparse matrix of shape (n_items, n_items)
+        Normalised propagation matrix.
+    rows : ndarray of int, shape (n_rows,)
+        The rows with a missing entry, ascending.
+    full : ndarray of bool, shape (n_rows,)
+        True for the rows that miss every feature (the FeatProp protocol).
+    n_iter : int
+        Propagation steps.
+    n_features : int
+        Number of columns of ``X``.
+    device, dtype :
+        As in :func:`propagate_features`.
+    column_batch_size : int or None
+        Columns per group. None: groups as equal as possible, multiples of 16 columns wide,
+        whose arrays (about ``4 * n_rows + n_used + n_partial`` rows of ``dtype`` values) fit
+        in 1 GiB.
+        The grouping is a function of the problem's sizes only, never of where ``X`` lives.
+    """
+
+    def __init__(self, P, rows, full, n_iter, *, n_features, device="cpu", dtype=np.float32,
+                 column_batch_size=None):
+        self.dtype = np.dtype(dtype)
+        self.device = torch.device(device)
+        self.n_iter = int(n_iter)
+        self.n_features = int(n_features)
+        self.rows = rows
+        self.n_threads = _n_threads()
+        P = sp.csr_matrix(P)
+        n_items = P.shape[0]
+        P_rr, P_rk = _split_rows(P, rows)
+        # Rows of R with observed entries: the only ones the reset has to touch. Their
+        # observed values are the starting point; every missing entry starts at zero.
+        self.partial = np.flatnonzero(~np.asarray(full, bool))
+        self.touches_known = np.diff(P_rk.indptr) > 0
+        # The inflow P_RK X_K reads only the known rows that carry weight: gathered into a
+        # contiguous operand, and P_RK's columns renumbered to positions in ``used``.
+        self.used = np.flatnonzero(np.bincount(P_rk.indices, minlength=n_items))
+        remap = np.zeros(n_items, P_rk.indices.dtype)
+        remap[self.used] = np.arange(self.used.size, dtype=remap.dtype)
+        self.P_rk = SimpleNamespace(indptr=P_rk.indptr, indices=remap[P_rk.indices],
+                                    data=P_rk.data.astype(self.dtype, copy=False),
+                                    shape=(rows.size, self.used.size), nnz=P_rk.nnz)
+        self.P_rr = SimpleNamespace(indptr=P_rr.indptr, indices=P_rr.indices, shape=P_rr.shape,
+                                    data=P_rr.data.astype(self.dtype, copy=False),
+                                    nnz=P_rr.nnz)
+        self.column_batch_size = column_batch_size
+        self._torch = None
+        self._reach_one = None
+
+    @property
+    def n_rows(self):
+        return self.rows.size
+
+    def column_groups(self):
+        """The ``(start, stop)`` column ranges to propagate, in order."""
+        per_column = (4 * self.n_rows + self.used.size + self.partial.size) * self.dtype.itemsize
+        return column_groups(self.n_features, per_column, self.column_batch_size)
+
+    def known_values(self, x, m):
+        """The starting values of the partially observed rows: their values ``x`` in
+        ``dtype``, with the missing entries (mask ``m``) set to 0."""
+        x = np.nan_to_num(x, nan=0.0).astype(self.dtype, copy=False)
+        x[m] = 0
+        return x
+
+    def propagate(self, c0, c1, read_used, x_p, m_p):
+        """Propagate columns ``c0:c1``.
+
+        Parameters
+        ----------
+        c0, c1 : int
+            The column range.
+        read_used : callable
+            ``read_used(a, b)`` returns ``X[used, a:b]`` (any float dtype, any layout) for
+            ``c0 <= a < b <= c1``.
+        x_p : ndarray of shape (n_partial, c1 - c0) or None
+            :meth:`known_values` of the partially observed missing rows (None if there are
+            none).
+        m_p : ndarray of bool, shape (n_partial, c1 - c0)
+            Their missing mask.
+
+        Returns
+        -------
+        values : ndarray of shape (n_rows, c1 - c0), dtype ``dtype``
+        """
+        n_rows, dtype, width = self.n_rows, self.dtype, c1 - c0
+        if self.n_iter == 0:
+            values = np.zeros((n_rows, width), dtype)
+            if self.partial.size:
+                values[self.partial] = x_p
+            return values
+        block = (_block_width(n_rows, width, dtype.itemsize, self.n_threads)
+                 if self.device.type == "cpu" else None)
+        if block is not None:
+            return self._propagate_in_blocks(c0, c1, read_used, x_p, m_p, block)
+        return self._propagate_whole(c0, c1, read_used, x_p, m_p)
+
+    def reached(self, m):
+        """Which entries of the column group with missing mask ``m`` (n_rows x width) are
+        observed or reached by some observed value within ``n_iter`` steps."""
+        if self.partial.size == 0:
+            # Every row misses everything: one reachability vector serves every column.
+            if self._reach_one is None:
+                self._reach_one = _reachability(self.P_rr, self.touches_known,
+                                                np.ones((self.n_rows, 1), bool), True,
+                                                self.n_iter)
+            return np.repeat(self._reach_one, m.shape[1], axis=1)
+        return _reachability(self.P_rr, self.touches_known, m, False, self.n_iter)
+
+    def _propagate_in_blocks(self, c0, c1, read_used, x_p, m_p, width):
+        """The CPU loop on cache-sized column blocks, each block on one thread for all steps."""
+        P_rr, P_rk, partial, n_iter, dtype = (self.P_rr, self.P_rk, self.partial, self.n_iter,
+                                              self.dtype)
+        n_rows = self.n_rows
+        values = np.empty((n_rows, c1 - c0), dtype)
+
+        def run(a):
+            cols = slice(a - c0, min(a + width, c1) - c0)
+            b = np.zeros((n_rows, cols.stop - cols.start), dtype)
+            if P_rk.nnz:
+                _spmm_add(P_rk, np.ascontiguousarray(read_used(a, a + b.shape[1]), dtype=dtype),
+                          b)
+            if partial.size:
+                x_c, m_c = x_p[:, cols], m_p[:, cols]
+                z, steps = np.zeros_like(b), n_iter
+                z[partial] = x_c
+            else:
+                # From zeros the first step is b exactly (P_RR 0 = 0): skip its product, and
+                # let b itself be the first z (it is only read).
+                z, steps = b, n_iter - 1
+            spare = None
+            for _ in range(steps):
+                nxt = spare if spare is not None else np.empty_like(b)
+                np.copyto(nxt, b)
+                _spmm_add(P_rr, z, nxt)
+                if partial.size:
+                    # Reset the observed entries; rows missing everything need no reset.
+                    nxt[partial] = np.where(m_c, nxt[partial], x_c)
+                spare = z if z is not b else None
+                z = nxt
+            values[:, cols] = z
+
+        starts = range(c0, c1, width)
+        if self.n_threads > 1 and len(starts) > 1:
+            with ThreadPoolExecutor(min(self.n_threads, len(starts))) as pool:
+                list(pool.map(run, starts))
+        else:
+            for a in starts:
+                run(a)
+        return values
+
+    def _torch_operands(self):
+        """``P_RR`` and ``P_RK`` as torch CSR tensors on the device, built once."""
+        if self._torch is None:
+            P_rr, P_rk = self.P_rr, self.P_rk
+            self._torch = (
+                _to_torch_csr(P_rr.indptr, P_rr.indices, P_rr.data, P_rr.shape, self.device,
+                              self.dtype),
+                _to_torch_csr(P_rk.indptr, P_rk.indices, P_rk.data, P_rk.shape, self.device,
+                              self.dtype) if P_rk.nnz else None,
+            )
+        return self._torch
+
+    def _propagate_whole(self, c0, c1, read_used, x_p, m_p):
+        """The loop on the whole group at once: one multi-threaded product per step (CPU or
+        GPU)."""
+        device, dtype, partial = self.device, self.dtype, self.partial
+        shape = (self.n_rows, c1 - c0)
+        P_rr, P_rk = self._torch_operands()
+        b = _empty(shape, dtype, device)
+        if P_rk is None:
+            b.zero_()
+        else:
+            x_k = np.ascontiguousarray(read_used(c0, c1), dtype=dtype)
+            torch.mm(P_rk, torch.from_numpy(x_k).to(device), out=b)
+            del x_k
+        if partial.size:
+            part = torch.from_numpy(partial).to(device)
+            x_c = torch.from_numpy(x_p).to(device)
+            m_c = torch.from_numpy(np.ascontiguousarray(m_p)).to(device)
+            z, steps = _empty(shape, dtype, device).zero_(), self.n_iter
+            z.index_copy_(0, part, x_c)
+        else:
+            # From zeros the first step is b exactly: skip it, b is the first z (only read).
+            z, steps = b, self.n_iter - 1
+        spare = None
+        for _ in range(steps):
+            nxt = spare if spare is not None else _empty(shape, dtype, device)
+            torch.addmm(b, P_rr, z, out=nxt)
+            if partial.size:
+                # Reset the observed entries; rows missing everything need no reset.
+                nxt.index_copy_(0, part, torch.where(m_c, nxt.index_select(0, part), x_c))
+            spare = z if z is not b else None
+            z = nxt
+        return z.cpu().numpy()
+
+
+def _reachability(P_rr, touches_known, miss_r, all_missing, n_iter):
+    """Which missing entries some observed value reaches within ``n_iter`` steps.
+
+    Values cannot tell (they may cancel or underflow), so the edge pattern is walked with
+    indicator vectors clipped to 1, once per distinct column mask rather than per column.
+    ``touches_known`` flags the rows with an edge into a fully observed row.
+    """
+    n_rows, n_features = miss_r.shape
+    if all_missing or (miss_r == miss_r[:, :1]).all():
+        # One mask shared by every column (always so under the FeatProp protocol, where whole
+        # rows are missing): no search for distinct columns.
+        pattern_missing, inverse = miss_r[:, :1], None
+    else:
+        packed = np.packbits(miss_r, axis=0)
+        patterns, inverse = np.unique(packed, axis=1, return_inverse=True)
+        inverse = np.asarray(inverse).ravel()
+        pattern_missing = np.unpackbits(patterns, axis=0, count=n_rows).astype(bool)
+
+    A_rr = sp.csr_matrix((np.ones(P_rr.nnz, np.float32), P_rr.indices, P_rr.indptr),
+                         shape=P_rr.shape)
+    # An edge into a fully observed row reaches every column at the first step.
+    reach = ~pattern_missing
+    for _ in range(n_iter):
+        step = (A_rr @ reach.astype(np.float32)) > 0
+        reach = reach | step | touches_known[:, None]
+    if inverse is None:
+        return np.repeat(reach, n_features, axis=1)
+    return reach[:, inverse]
 
 
 def _split_rows(P, rows):
@@ -216,126 +473,3 @@ def _spmm_add(M, x, y):
                  x.ravel(), y.ravel())
 
 
-def _propagate_in_blocks(P_rr, P_rk, X, partial, x_p, miss_r, n_iter, dtype, width,
-                         n_threads):
-    """The CPU loop on cache-sized column blocks, each block on one thread for all steps."""
-    n_rows, n_features = miss_r.shape
-    P_rr = SimpleNamespace(indptr=P_rr.indptr, indices=P_rr.indices, shape=P_rr.shape,
-                           data=P_rr.data.astype(dtype, copy=False))
-    # The inflow reads, block by block, only the rows of X that carry weight: gathered into a
-    # contiguous, cache-sized operand (and converted to ``dtype`` on the way).
-    used = np.flatnonzero(np.bincount(P_rk.indices, minlength=X.shape[0]))
-    remap = np.zeros(X.shape[0], P_rk.indices.dtype)
-    remap[used] = np.arange(used.size, dtype=remap.dtype)
-    P_rk = SimpleNamespace(indptr=P_rk.indptr, indices=remap[P_rk.indices],
-                           data=P_rk.data.astype(dtype, copy=False),
-                           shape=(n_rows, used.size))
-    m_p = miss_r[partial] if partial.size else None
-    values = np.empty((n_rows, n_features), dtype)
-
-    def run(c0):
-        cols = slice(c0, min(c0 + width, n_features))
-        b = np.zeros((n_rows, cols.stop - c0), dtype)
-        if used.size:
-            _spmm_add(P_rk, np.ascontiguousarray(X[used, cols], dtype=dtype), b)
-        if partial.size:
-            x_c, m_c = x_p[:, cols], m_p[:, cols]
-            z, steps = np.zeros_like(b), n_iter
-            z[partial] = x_c
-        else:
-            # From zeros the first step is b exactly (P_RR 0 = 0): skip its product, and let
-            # b itself be the first z (it is only read).
-            z, steps = b, n_iter - 1
-        spare = None
-        for _ in range(steps):
-            nxt = spare if spare is not None else np.empty_like(b)
-            np.copyto(nxt, b)
-            _spmm_add(P_rr, z, nxt)
-            if partial.size:
-                # Reset the observed entries; rows missing everything need no reset.
-                nxt[partial] = np.where(m_c, nxt[partial], x_c)
-            spare = z if z is not b else None
-            z = nxt
-        values[:, cols] = z
-
-    starts = range(0, n_features, width)
-    if n_threads > 1 and len(starts) > 1:
-        with ThreadPoolExecutor(min(n_threads, len(starts))) as pool:
-            list(pool.map(run, starts))
-    else:
-        for c0 in starts:
-            run(c0)
-    return values
-
-
-def _propagate_whole(P_rr, P_rk, X, partial, x_p, miss_r, n_iter, dtype, device):
-    """The loop on all columns at once: one multi-threaded product per step (CPU or GPU)."""
-    n_rows, n_features = miss_r.shape
-    b = _empty((n_rows, n_features), dtype, device)
-    if P_rk.nnz == 0:
-        b.zero_()
-    else:
-        indices, n_cols = P_rk.indices, X.shape[0]
-        if device.type == "cpu" and X.dtype == dtype and X.flags.c_contiguous:
-            # Zero-copy: the product only reads the rows its columns name, all fully
-            # observed, so the missing rows of X (NaN or anything) are never touched.
-            x_k = torch.from_numpy(X)
-        else:
-            # Convert (and move) only the rows that carry weight.
-            used = np.flatnonzero(np.bincount(indices, minlength=X.shape[0]))
-            remap = np.zeros(X.shape[0], indices.dtype)
-            remap[used] = np.arange(used.size, dtype=remap.dtype)
-            indices, n_cols = remap[indices], used.size
-            x_k = torch.from_numpy(np.ascontiguousarray(X[used], dtype=dtype)).to(device)
-        P_t = _to_torch_csr(P_rk.indptr, indices, P_rk.data, (n_rows, n_cols), device, dtype)
-        torch.mm(P_t, x_k, out=b)
-    P_rr = _to_torch_csr(P_rr.indptr, P_rr.indices, P_rr.data, P_rr.shape, device, dtype)
-    if partial.size:
-        part = torch.from_numpy(partial).to(device)
-        x_c = torch.from_numpy(x_p).to(device)
-        m_c = torch.from_numpy(miss_r[partial]).to(device)
-        z, steps = _empty((n_rows, n_features), dtype, device).zero_(), n_iter
-        z.index_copy_(0, part, x_c)
-    else:
-        # From zeros the first step is b exactly: skip it, b is the first z (only read).
-        z, steps = b, n_iter - 1
-    spare = None
-    for _ in range(steps):
-        nxt = spare if spare is not None else _empty((n_rows, n_features), dtype, device)
-        torch.addmm(b, P_rr, z, out=nxt)
-        if partial.size:
-            # Reset the observed entries; rows missing everything need no reset.
-            nxt.index_copy_(0, part, torch.where(m_c, nxt.index_select(0, part), x_c))
-        spare = z if z is not b else None
-        z = nxt
-    return z.cpu().numpy()
-
-
-def _reachability(P_rr, P_rk, miss_r, all_missing, n_iter):
-    """Which missing entries some observed value reaches within ``n_iter`` steps.
-
-    Values cannot tell (they may cancel or underflow), so the edge pattern is walked with
-    indicator vectors clipped to 1, once per distinct column mask rather than per column.
-    """
-    n_rows, n_features = miss_r.shape
-    if all_missing or (miss_r == miss_r[:, :1]).all():
-        # One mask shared by every column (always so under the FeatProp protocol, where whole
-        # rows are missing): no search for distinct columns.
-        pattern_missing, inverse = miss_r[:, :1], None
-    else:
-        packed = np.packbits(miss_r, axis=0)
-        patterns, inverse = np.unique(packed, axis=1, return_inverse=True)
-        inverse = np.asarray(inverse).ravel()
-        pattern_missing = np.unpackbits(patterns, axis=0, count=n_rows).astype(bool)
-
-    A_rr = sp.csr_matrix((np.ones(P_rr.nnz, np.float32), P_rr.indices, P_rr.indptr),
-                         shape=P_rr.shape)
-    # An edge into a fully observed row reaches every column at the first step.
-    touches_known = np.diff(P_rk.indptr) > 0
-    reach = ~pattern_missing
-    for _ in range(n_iter):
-        step = (A_rr @ reach.astype(np.float32)) > 0
-        reach = reach | step | touches_known[:, None]
-    if inverse is None:
-        return np.repeat(reach, n_features, axis=1)
-    return reach[:, inverse]

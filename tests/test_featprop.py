@@ -326,3 +326,164 @@ def test_cuda_matches_cpu():
     restored = pickle.loads(pickle.dumps(gpu_imp))
     assert restored.device_.startswith("cuda")
     np.testing.assert_allclose(restored.transform(X_miss), cpu, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------
+# Memory-mapped input and output (out-of-core FeatProp)
+# ------------------------------------------------------------------------------------------
+
+def _memmap_problem(tmp_path, mode, dtype, n_items=400, n_features=37, seed=21):
+    Y = random_interactions(n_items, 120, 0.04, seed=seed, n_isolated=5, n_blocks=2)
+    X = _features(n_items, n_features, seed).astype(dtype)
+    rng = np.random.default_rng(seed + 1)
+    if mode == "rows":
+        X[rng.random(n_items) < 0.3] = np.nan
+    else:
+        X[rng.random(X.shape) < 0.3] = np.nan
+    np.save(tmp_path / "X.npy", X)
+    return X, np.load(tmp_path / "X.npy", mmap_mode="r"), Y
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Row blocks of a few rows, so that the block-wise passes really run in many blocks."""
+    import skmm.impute._base as base
+    import skmm.impute._featprop as fp
+
+    for module in (base, fp):
+        monkeypatch.setattr(module, "_SCAN_BYTES", 1000)
+        monkeypatch.setattr(module, "_IO_BYTES", 3000)
+
+
+@pytest.mark.parametrize("mode", ["rows", "entries"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("column_batch_size", [None, 5, 16])
+@pytest.mark.parametrize("engine", ["blocks", "whole"])
+def test_memmap_equals_in_memory_exactly(tmp_path, small_blocks, monkeypatch, mode, dtype,
+                                         column_batch_size, engine):
+    if engine == "whole":  # the multi-threaded torch loop that tall matrices take
+        import skmm.propagation as propagation
+
+        monkeypatch.setattr(propagation, "_block_width", lambda *args: None)
+    X, X_map, Y = _memmap_problem(tmp_path, mode, dtype)
+    params = dict(n_neighbors=5, n_iter=4, device="cpu", column_batch_size=column_batch_size)
+    expected = FeatPropImputer(**params).fit_transform(X, Y)
+    # A memory map in, the result in memory.
+    got = FeatPropImputer(**params).fit_transform(X_map, Y)
+    assert type(got) is np.ndarray
+    np.testing.assert_array_equal(got, expected)
+    # A memory map in, the result in a file.
+    out_file = tmp_path / "X_imputed.npy"
+    imp = FeatPropImputer(out_file=out_file, **params)
+    got = imp.fit_transform(X_map, Y)
+    assert isinstance(got, np.memmap) and not got.flags.writeable
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(np.load(out_file), expected)
+    observed = ~np.isnan(X)
+    assert np.array_equal(got[observed].view(f"u{X.itemsize}"),
+                          X[observed].view(f"u{X.itemsize}"))  # bit-identical
+    # transform recognises the fitted matrix, mapped or in memory.
+    np.testing.assert_array_equal(imp.transform(X_map), expected)
+    np.testing.assert_array_equal(imp.transform(X), expected)
+    reference = FeatPropImputer(**params).fit(X, Y)
+    assert (imp.n_propagated_, imp.n_fallback_) == (reference.n_propagated_,
+                                                    reference.n_fallback_)
+    np.testing.assert_array_equal(imp.statistics_, reference.statistics_)
+    new = X[:9] + 0.5
+    np.testing.assert_array_equal(imp.transform(new), reference.transform(new))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["X.npy", "X_imputed.npy"]
+
+
+def test_memmap_result_pickles_as_a_path(tmp_path):
+    X, X_map, Y = _memmap_problem(tmp_path, "rows", np.float32, n_items=300, n_features=64)
+    imp = FeatPropImputer(n_neighbors=5, device="cpu", out_file=str(tmp_path / "out.npy"))
+    imp.fit(X_map, Y)
+    new = X[:6] + 1.0
+    expected_new = imp.transform(new)
+    blob = pickle.dumps(imp)
+    assert len(blob) < X.nbytes / 4  # the result stays in its file
+    restored = pickle.loads(blob)
+    assert isinstance(restored._fit_X, np.memmap)
+    np.testing.assert_array_equal(restored.transform(X_map), imp.transform(X_map))
+    np.testing.assert_array_equal(restored.transform(new), expected_new)
+
+
+def test_out_file_refit_leaves_earlier_results_intact(tmp_path):
+    X, X_map, Y = _memmap_problem(tmp_path, "rows", np.float32)
+    imp = FeatPropImputer(n_neighbors=5, device="cpu", out_file=tmp_path / "out.npy")
+    first = imp.fit_transform(X_map, Y)
+    kept = np.array(first)
+    second = imp.fit_transform(X_map[:200], Y[:200])  # the same path, a new file
+    assert second.shape == (200, X.shape[1])
+    np.testing.assert_array_equal(first, kept)  # the old map still reads its own data
+
+
+def test_memmap_with_infinity_raises(tmp_path):
+    X, _, Y = _memmap_problem(tmp_path, "rows", np.float32)
+    X[7, 3] = np.inf
+    np.save(tmp_path / "X_inf.npy", X)
+    with pytest.raises(ValueError, match="infinity"):
+        FeatPropImputer(device="cpu").fit(np.load(tmp_path / "X_inf.npy", mmap_mode="r"), Y)
+    with pytest.raises(ValueError, match="infinity"):
+        FeatPropImputer(device="cpu").fit(X, Y)
+    imp = FeatPropImputer(device="cpu").fit(np.where(np.isinf(X), 0, X), Y)
+    with pytest.raises(ValueError, match="infinity"):
+        imp.transform(X)
+
+
+def test_row_blocks_release_pages_without_losing_data(tmp_path):
+    from skmm.impute._base import RowBlocks
+
+    X = _features(1000, 16, 0)
+    np.save(tmp_path / "X.npy", X)
+    for mode, mapped in [("r", True), ("r+", True), ("c", False)]:
+        X_map = np.load(tmp_path / "X.npy", mmap_mode=mode)
+        blocks = RowBlocks(np.asarray(X_map), block_bytes=1000)
+        assert blocks.mapped is mapped
+        seen = np.concatenate([np.array(b) for _, _, b in blocks])
+        np.testing.assert_array_equal(seen, X)
+        np.testing.assert_array_equal(X_map, X)  # readable after the pages were released
+        idx = np.array([0, 5, 400, 999])
+        np.testing.assert_array_equal(blocks.gather(idx, 3, 9), X[idx, 3:9])
+    assert not RowBlocks(X).mapped
+
+
+def test_fitted_matrix_is_recognised_exactly():
+    Y = random_interactions(40, 15, 0.2, seed=8)
+    X, _ = simulate_missing(_features(40, 4, 8), [2, 2], 0.3, random_state=8)
+    imp = FeatPropImputer(n_neighbors=3, device="cpu").fit(X, Y)
+    fitted = imp.transform(X)
+    # Another NaN bit pattern at the missing entries: still the fitted matrix.
+    other_nan = X.copy()
+    other_nan.view(np.uint64)[np.isnan(X)] = 0x7FF8_0000_0000_0001
+    np.testing.assert_array_equal(imp.transform(other_nan), fitted)
+    # One observed value changed, or one more entry missing: new items.
+    for change in ("value", "mask"):
+        X2 = X.copy()
+        i, j = np.argwhere(~np.isnan(X))[5]
+        X2[i, j] = np.nextafter(X[i, j], np.inf) if change == "value" else np.nan
+        assert not np.array_equal(imp.transform(X2), fitted, equal_nan=True)
+
+
+def test_new_item_donors_are_built_lazily():
+    Y = random_interactions(40, 15, 0.2, seed=8)
+    X, _ = simulate_missing(_features(40, 4, 8), [2, 2], 0.3, mode="one", random_state=8)
+    imp = FeatPropImputer(n_neighbors=3, device="cpu").fit(X, Y)
+    assert imp._new_item_imputer is None
+    new = X[:5] + 1.0
+    expected = imp.transform(new)
+    assert imp._new_item_imputer is not None
+    restored = pickle.loads(pickle.dumps(imp))
+    assert restored._new_item_imputer is None
+    np.testing.assert_array_equal(restored.transform(new), expected)
+
+
+def test_column_batch_size_does_not_change_results():
+    Y = random_interactions(200, 60, 0.06, seed=3, n_isolated=3, n_blocks=2)
+    X = _features(200, 50, 3)
+    X[np.random.default_rng(3).random(X.shape) < 0.3] = np.nan
+    expected = FeatPropImputer(n_neighbors=6, n_iter=5, device="cpu").fit_transform(X, Y)
+    for size in (1, 7, 16, 50, 1000):
+        got = FeatPropImputer(n_neighbors=6, n_iter=5, device="cpu",
+                              column_batch_size=size).fit_transform(X, Y)
+        np.testing.assert_array_equal(got, expected)
