@@ -36,6 +36,7 @@ How it measures (Linux):
   delivers against what a memory-bound loop would need.
 
     python benchmarks/bench_featprop.py [--data-root PATH] [--quick] [--repeat N]
+        [--cases NAME ...] [--methods skmm-graph skmm dense pyg] [--cache-dir DIR]
 
 Other engineers' processes on the same machine distort timings: run it on a quiet machine.
 """
@@ -488,8 +489,11 @@ def main():
                         help="a small run: Baby 384-d at 30%% and a 100k-item power-law graph")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs per method and case; the best is reported (default 1)")
-    parser.add_argument("--cases", nargs="*", default=None, help="case names to run")
-    parser.add_argument("--methods", nargs="*", default=["skmm-graph", "skmm", "dense", "pyg"])
+    names = ", ".join(dict.fromkeys(c[0] for c in FULL_CASES + QUICK_CASES))
+    parser.add_argument("--cases", nargs="*", default=None,
+                        help="case names to run, of: " + names.replace("%", "%%"))
+    parser.add_argument("--methods", nargs="*", default=["skmm-graph", "skmm", "dense", "pyg"],
+                        help="of: skmm-graph skmm dense pyg (pyg needs skmm in the same run)")
     parser.add_argument("--wait-quiet", type=float, default=120, metavar="SECONDS",
                         help="before each run, wait up to this long for other processes to "
                              "leave the CPUs idle (default 120; 0: do not wait)")
@@ -503,7 +507,11 @@ def main():
 
     cases = QUICK_CASES if args.quick else FULL_CASES
     if args.cases:
-        cases = [c for c in cases if c[0] in args.cases]
+        known = {c[0]: c for c in FULL_CASES + QUICK_CASES}
+        unknown = [name for name in args.cases if name not in known]
+        if unknown:
+            parser.error(f"unknown case(s) {unknown}; known: {', '.join(known)}")
+        cases = [known[name] for name in dict.fromkeys(args.cases)]
     tmp = None
     if args.cache_dir:
         cache = Path(args.cache_dir)
