@@ -52,6 +52,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_busy_s, cpu_snapshot, others_cpu_share
 
 RESULT_TAG = "RESULT "
 K = 20  # n_neighbors, the paper's default
@@ -392,26 +393,15 @@ def bandwidth_worker(n_bytes):
 # Orchestration
 # ------------------------------------------------------------------------------------------
 
-def _cpu_busy_s():
-    """Seconds of CPU time all processes of the machine have used (Linux /proc/stat)."""
-    try:
-        with open("/proc/stat") as fh:
-            fields = [int(v) for v in fh.readline().split()[1:]]
-    except OSError:
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
 def wait_until_quiet(max_wait):
     """Wait (at most ``max_wait`` s) until other processes use under 10% of the CPUs for 4 s."""
     n_cpu, deadline, calm = os.cpu_count() or 1, time.monotonic() + max_wait, 0
     while time.monotonic() < deadline:
-        before = _cpu_busy_s()
+        before = cpu_busy_s()
         if before is None:
             return
         time.sleep(2)
-        calm = calm + 1 if (_cpu_busy_s() - before) / (2 * n_cpu) < 0.1 else 0
+        calm = calm + 1 if (cpu_busy_s() - before) / (2 * n_cpu) < 0.1 else 0
         if calm >= 2:
             return
 
@@ -422,17 +412,15 @@ def run_worker(args, timeout=3600, max_wait=0):
     if max_wait:
         wait_until_quiet(max_wait)
     cmd = [sys.executable, __file__, "--worker", json.dumps(args)]
-    busy0, child0, t0 = _cpu_busy_s(), resource.getrusage(resource.RUSAGE_CHILDREN), time.time()
+    before, t0 = cpu_snapshot(), time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    busy1, child1, wall = _cpu_busy_s(), resource.getrusage(resource.RUSAGE_CHILDREN), \
-        time.time() - t0
+    after, wall = cpu_snapshot(), time.time() - t0
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_TAG):
             res = json.loads(line[len(RESULT_TAG):])
-            if busy0 is not None:
-                own = (child1.ru_utime + child1.ru_stime) - (child0.ru_utime + child0.ru_stime)
-                others = max(busy1 - busy0 - own, 0.0)
-                res["others_cpu"] = others / (wall * (os.cpu_count() or 1))
+            others = others_cpu_share(before, after, wall)
+            if others is not None:
+                res["others_cpu"] = others
             return res
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
     return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}

@@ -36,6 +36,7 @@ import sys
 import time
 
 import numpy as np
+from _machine import cpu_snapshot, others_cpu_share
 
 RESULT_TAG = "RESULT "
 K = 20
@@ -163,35 +164,23 @@ def worker(job):
 # Orchestration
 # ------------------------------------------------------------------------------------------
 
-def _cpu_busy_s():
-    """Seconds of CPU time all processes of the machine have used (Linux /proc/stat)."""
-    try:
-        with open("/proc/stat") as fh:
-            fields = [int(v) for v in fh.readline().split()[1:]]
-    except OSError:
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
 def run_worker(job, timeout):
     env = dict(os.environ, OMP_NUM_THREADS=str(job["threads"]),
                MKL_NUM_THREADS=str(job["threads"]))
     cmd = [sys.executable, __file__, "--worker", json.dumps(job)]
-    busy0, child0, t0 = _cpu_busy_s(), resource.getrusage(resource.RUSAGE_CHILDREN), time.time()
+    before, t0 = cpu_snapshot(), time.time()
     load0 = os.getloadavg()[0]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout} s"}
-    busy1, child1 = _cpu_busy_s(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    wall = time.time() - t0
+    after, wall = cpu_snapshot(), time.time() - t0
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_TAG):
             res = json.loads(line[len(RESULT_TAG):])
-            if busy0 is not None:
-                own = (child1.ru_utime + child1.ru_stime) - (child0.ru_utime + child0.ru_stime)
-                res["others_cpu"] = max(busy1 - busy0 - own, 0.0) / (wall * (os.cpu_count() or 1))
+            others = others_cpu_share(before, after, wall)
+            if others is not None:
+                res["others_cpu"] = others
             res["load"] = (load0, os.getloadavg()[0])
             return res
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
