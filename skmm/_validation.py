@@ -107,6 +107,20 @@ def resolve_device(device, *, name="device"):
     return dev
 
 
+def check_users(users, n_users, *, name="users"):
+    """Validate user indices (columns of the fitted ``y``); None means every user."""
+    if users is None:
+        return np.arange(n_users)
+    arr = np.asarray(users)
+    if arr.ndim != 1 or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
+        raise ValueError(f"{name} must be a 1-d array of user indices, got {users!r}.")
+    arr = arr.astype(np.int64)
+    if arr.size and (arr.min() < 0 or arr.max() >= n_users):
+        raise ValueError(f"{name} must be indices in [0, {n_users}), got values from "
+                         f"{arr.min()} to {arr.max()}.")
+    return arr
+
+
 def check_block_sizes(modalities, n_features, *, name="modalities"):
     """Validate column-block sizes and return them as a tuple of ints summing to n_features."""
     if isinstance(modalities, numbers.Integral) or modalities is None:

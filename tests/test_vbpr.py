@@ -28,7 +28,10 @@ def test_score_is_the_vbpr_formula():
         for n, (u, i) in enumerate(zip(users.numpy(), items.numpy())):
             expected = b[i] + gu[u] @ gi[i] + tu[u] @ (E @ F[i]) + bp @ F[i]
             assert np.isclose(s_pos[n].item(), expected, atol=1e-5)
-        full = m.score_matrix(torch.arange(4), f, torch.arange(7)).numpy()
+        U, V = m.factor_matrices(f)
+        full = (U @ V.T).numpy()
+        expected = (b[None, :] + F @ bp + gu @ gi.T + tu @ (F @ E.T).T)
+        np.testing.assert_allclose(full, expected, atol=1e-5)
         assert np.isclose(full[3, 2], s_pos[1].item(), atol=1e-5)
 
 
@@ -93,6 +96,26 @@ def test_recommend_excludes_training_interactions():
     top = np.argsort(-scores[:, 0], kind="stable")
     unseen = [i for i in top if i not in set(seen[0].indices)]
     assert set(recs[0]) == set(unseen[:10])
+
+
+def test_blocked_ranking_agrees_with_the_dense_scores():
+    from skmm.metrics import ndcg_at_k
+
+    data = make_multimodal(120, 60, (8, 4), density=0.1, random_state=2)
+    Y_train, Y_test = _warm_split(data.Y, 0.3, seed=1)
+    model = VBPRRecommender(max_epochs=2, device="cpu", random_state=0).fit(data.X, Y_train)
+    scores = model.decision_function(data.X)
+    # The blocked path's score is the dense one, from a dense reference of the same ranking.
+    assert model.score(data.X, Y_test) == pytest.approx(
+        ndcg_at_k(Y_test, scores, k=20, exclude=Y_train), rel=1e-6)
+    all_items = model.recommend(data.X, k=120, exclude_seen=False)
+    np.testing.assert_array_equal(all_items, np.argsort(-scores, axis=0, kind="stable").T)
+    np.testing.assert_array_equal(model.recommend(data.X, k=5, users=[9, 2]),
+                                  model.recommend(data.X, k=5)[[9, 2]])
+    with pytest.raises(ValueError, match="users must be"):
+        model.recommend(data.X, users=[0, 60])
+    with pytest.raises(ValueError, match="fitted on 60 users"):
+        model.score(data.X, Y_test[:, :10])
 
 
 def test_bad_inputs():

@@ -441,6 +441,22 @@ def evaluate_factors(Y_true, user_factors, item_factors, *, k=20, exclude=None,
     return {m: float(result[m].mean()) for m in metrics}
 
 
+def factor_ndcg(Y_true, user_factors, item_factors, *, k, exclude=None, warn=True):
+    """Mean NDCG@k of a factor model, as a recommender's ``score`` returns it.
+
+    :func:`evaluate_factors` on ``y``; when no user has a positive the result is NaN, with an
+    ``UndefinedMetricWarning`` naming ``y`` if ``warn``.
+    """
+    values = evaluate_factors(Y_true, user_factors, item_factors, k=k, exclude=exclude,
+                              metrics=("ndcg",), per_user=True)["ndcg"]
+    if values.size == 0:
+        if warn:
+            warnings.warn("NDCG@k is undefined: no user has a positive in y.",
+                          UndefinedMetricWarning, stacklevel=3)
+        return float("nan")
+    return float(values.mean())
+
+
 def _check_inputs(Y_true, scores, exclude):
     if isinstance(scores, torch.Tensor):
         scores = scores.detach().cpu().numpy()

@@ -1,14 +1,12 @@
 """MILKRecommender: new-item recommendation robust to missing modalities, trained via skorch."""
 
 import copy
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -20,11 +18,12 @@ from torch.utils.data import DataLoader
 from .._validation import (
     check_block_sizes,
     check_interactions,
+    check_users,
     interaction_target_tags,
     masked_to_nan,
     resolve_device,
 )
-from ..metrics._ranking import _check_k, evaluate_topk, topk_per_user
+from ..metrics._ranking import _check_k, factor_ndcg, factor_topk_per_user
 from ._dataset import NegativeSamplingDataset, ShuffledBatches
 from ._module import ENVIRONMENTS, EnvironmentSampler, MILKLoss, MILKModule
 
@@ -71,9 +70,7 @@ class _ColdStartValidation(Callback):
         with torch.no_grad():
             items = module.item_representation(self.features_)
             users = module.user_embedding.weight
-            value = evaluate_topk(
-                self.Y_val, lambda u: users[torch.as_tensor(u, device=users.device)] @ items.T,
-                k=self.k, metrics=("ndcg",))["ndcg"].mean()
+            value = factor_ndcg(self.Y_val, users, items, k=self.k, warn=False)
         module.train(was_training)
         net.history.record(self.name, float(value))
         # PrintLog highlights keys ending in "_best".
@@ -476,9 +473,9 @@ class MILKRecommender(BaseEstimator):
         """
         k = self.k if k is None else _check_k(k)
         items, U = self._encode(X)
-        users = self._check_users(users)
-        out = [top.cpu().numpy() for _, top, _ in topk_per_user(
-            lambda u: U[torch.as_tensor(u, device=U.device)] @ items.T, users, items.shape[0], k)]
+        users = check_users(users, self.n_users_)
+        with torch.no_grad():
+            out = [top.cpu().numpy() for _, top, _ in factor_topk_per_user(U, items, users, k)]
         return np.concatenate(out) if out else np.zeros((0, min(k, items.shape[0])), np.int64)
 
     def predict(self, X):
@@ -523,25 +520,7 @@ class MILKRecommender(BaseEstimator):
         if Y.shape[1] != self.n_users_:
             raise ValueError(f"y has {Y.shape[1]} user columns but the model was fitted on "
                              f"{self.n_users_} users.")
-        values = evaluate_topk(Y, lambda u: U[torch.as_tensor(u, device=U.device)] @ items.T,
-                               k=self.k, metrics=("ndcg",))["ndcg"]
-        if values.size == 0:
-            warnings.warn("NDCG@k is undefined: no user has a positive in y.",
-                          UndefinedMetricWarning, stacklevel=2)
-            return float("nan")
-        return float(values.mean())
-
-    def _check_users(self, users):
-        if users is None:
-            return np.arange(self.n_users_)
-        arr = np.asarray(users)
-        if arr.ndim != 1 or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
-            raise ValueError(f"users must be a 1-d array of user indices, got {users!r}.")
-        arr = arr.astype(np.int64)
-        if arr.size and (arr.min() < 0 or arr.max() >= self.n_users_):
-            raise ValueError(f"users must be indices in [0, {self.n_users_}), got values from "
-                             f"{arr.min()} to {arr.max()}.")
-        return arr
+        return factor_ndcg(Y, U, items, k=self.k)
 
     @staticmethod
     def _n_rows(X):

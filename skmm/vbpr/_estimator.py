@@ -3,7 +3,6 @@
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from skorch import NeuralNet
 from sklearn.base import BaseEstimator, _fit_context
@@ -11,7 +10,14 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._sampling import BPRBatches, NegativeSampler
-from .._validation import check_interactions, interaction_target_tags, masked_to_nan, resolve_device
+from .._validation import (
+    check_interactions,
+    check_users,
+    interaction_target_tags,
+    masked_to_nan,
+    resolve_device,
+)
+from ..metrics._ranking import _check_k, factor_ndcg, factor_topk_per_user
 from ._module import VBPRModule, vbpr_penalty
 
 
@@ -209,14 +215,13 @@ class VBPRRecommender(BaseEstimator):
                              f"fitted items, in order; got {X.shape[0]} rows.")
         return X
 
-    def _user_scores(self, X, users):
-        """Scores of ``users`` (rows) for every item (columns), as a torch tensor."""
+    def _factors(self, X):
+        """User and item factor matrices whose product is :meth:`decision_function`'s
+        transpose, as float32 tensors on the model's device."""
         module = self.net_.module_
         dev = next(module.parameters()).device
         with torch.no_grad():
-            feats = torch.from_numpy(X).to(dev)
-            items = torch.arange(self.n_items_, device=dev)
-            return module.score_matrix(torch.as_tensor(users, device=dev), feats, items)
+            return module.factor_matrices(torch.from_numpy(X).to(dev))
 
     def decision_function(self, X):
         """Scores of every item (rows) for every user (columns).
@@ -232,8 +237,9 @@ class VBPRRecommender(BaseEstimator):
             Higher means more recommended.
         """
         X = self._check_items(X)
-        users = np.arange(self.n_users_)
-        return self._user_scores(X, users).T.cpu().numpy()
+        U, V = self._factors(X)
+        with torch.no_grad():
+            return (V @ U.T).cpu().numpy()
 
     def recommend(self, X, k=None, users=None, exclude_seen=True):
         """The top-``k`` items of each user, best first.
@@ -255,20 +261,14 @@ class VBPRRecommender(BaseEstimator):
             Row indices of ``X``, best first.
         """
         X = self._check_items(X)
-        k = self.k if k is None else int(k)
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}.")
-        users = np.arange(self.n_users_) if users is None else np.asarray(users, dtype=np.int64)
-        out = []
-        seen = self.interactions_.T.tocsr()
-        for start in range(0, len(users), 1024):
-            batch = users[start:start + 1024]
-            s = self._user_scores(X, batch)
-            if exclude_seen:
-                rows, cols = seen[batch].nonzero()
-                s[torch.as_tensor(rows), torch.as_tensor(cols)] = -torch.inf
-            out.append(torch.topk(s, min(k, self.n_items_), dim=1).indices.cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, k), np.int64)
+        k = self.k if k is None else _check_k(k)
+        users = check_users(users, self.n_users_)
+        U, V = self._factors(X)
+        exclude = self.interactions_.T.tocsr() if exclude_seen else None
+        with torch.no_grad():
+            out = [top.cpu().numpy() for _, top, _ in factor_topk_per_user(
+                U, V, users, k, exclude=exclude)]
+        return np.concatenate(out) if out else np.zeros((0, min(k, self.n_items_)), np.int64)
 
     def score(self, X, y):
         """Mean NDCG@k over users with a positive in ``y``, training interactions excluded.
@@ -283,10 +283,13 @@ class VBPRRecommender(BaseEstimator):
         Returns
         -------
         score : float
-            NDCG@k.
+            NDCG@k over each user's full ranking, computed block by block (the score matrix
+            is never built); NaN, with a warning, when no user has a positive in ``y``.
         """
-        from ..metrics import ndcg_at_k
-
         X = self._check_items(X)
         Y = check_interactions(y, X.shape[0], name="y")
-        return ndcg_at_k(Y, self.decision_function(X), k=self.k, exclude=self.interactions_)
+        if Y.shape[1] != self.n_users_:
+            raise ValueError(f"y has {Y.shape[1]} user columns but the model was fitted on "
+                             f"{self.n_users_} users.")
+        U, V = self._factors(X)
+        return factor_ndcg(Y, U, V, k=self.k, exclude=self.interactions_)

@@ -58,13 +58,19 @@ class VBPRModule(nn.Module):
             out.append(bias + (gu * gi).sum(-1) + (tu * ef).sum(-1))
         return out[0], out[1]
 
-    def score_matrix(self, users, features, items=None):
-        """Scores of ``users`` (rows) for items with the given features (columns)."""
+    def factor_matrices(self, features):
+        """``(U, V)`` with ``U @ V.T`` the score of every user (rows) for every fitted item.
+
+        ``U = [1, gamma_u, theta_u]`` and ``V = [b_i + beta' . f_i, gamma_i, E f_i]``: the
+        score is a plain dot product, so ranking can use the blocked top-k of
+        :func:`skmm.metrics.evaluate_factors` instead of a dense score matrix.
+        """
+        items = torch.arange(self.item_factors.num_embeddings, device=features.device)
         bias, gi, ef = self.item_terms(items, features)
-        s = bias[None, :] + self.user_content_factors(users) @ ef.T
-        if gi is not None:
-            s = s + self.user_factors(users) @ gi.T
-        return s
+        V = torch.cat([bias[:, None], gi, ef], dim=1)
+        ones = torch.ones(self.user_factors.num_embeddings, 1, device=V.device, dtype=V.dtype)
+        U = torch.cat([ones, self.user_factors.weight, self.user_content_factors.weight], dim=1)
+        return U, V
 
 
 def vbpr_penalty(module, users, pos, neg, *, reg_weight, bias_reg, projection_reg):
