@@ -164,9 +164,32 @@ _GROUP_BYTES = 1 << 30
 
 
 def column_groups(n_features, per_column_bytes, column_batch_size=None):
-    """Split ``n_features`` columns into ``(start, stop)`` groups of ``column_batch_size``
-    columns, or, when it is None, into as few groups as keep ``per_column_bytes`` times their
-    width within 1 GiB: of equal width, rounded up to whole SIMD vectors (16 columns)."""
+    """Split ``n_features`` columns into consecutive ``(start, stop)`` groups.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of columns.
+    per_column_bytes : int
+        Working memory one column of a group needs.
+    column_batch_size : int or None, default=None
+        Columns per group (the last group may be narrower). None: as few groups as keep
+        ``per_column_bytes`` times their width within 1 GiB, of equal width rounded up to
+        whole SIMD vectors (16 columns).
+
+    Returns
+    -------
+    groups : list of (int, int)
+        Column ranges covering ``0:n_features`` in order.
+
+    Examples
+    --------
+    >>> from skmm.propagation import column_groups
+    >>> column_groups(40, 4, column_batch_size=16)
+    [(0, 16), (16, 32), (32, 40)]
+    >>> column_groups(40, 4)
+    [(0, 40)]
+    """
     d = int(n_features)
     if column_batch_size is not None:
         w = int(column_batch_size)
