@@ -34,6 +34,12 @@ How it measures (Linux):
   step (from timing ``propagate_features`` with ``L`` steps and with 1 step). skmm keeps column
   blocks in cache across steps, so this can exceed the copy bandwidth: it is what the loop
   delivers against what a memory-bound loop would need.
+* What the loop actually moves: every stored entry of ``P_RR`` reads one neighbour's row of
+  ``z`` (``nnz(P_RR) x n_features`` values per step, from cache when the column block fits,
+  else from memory). ``gathered GB/s`` is that volume per second; ``ceiling`` is the share of
+  copy bandwidth the compulsory count would reach if those rows arrived at exactly the copy
+  bandwidth (compulsory bytes / gathered bytes): a loop whose gathers run at copy speed sits
+  at its ceiling, and only gathers served faster than memory (from cache) rise above it.
 
     python benchmarks/bench_featprop.py [--data-root PATH] [--quick] [--repeat N]
         [--cases NAME ...] [--methods skmm-graph skmm dense pyg] [--cache-dir DIR]
@@ -272,7 +278,8 @@ def worker(method, cdir, graph_dir, n_iter, repeat):
         per_step = (t_full - t_one) / max(n_iter - 1, 1)
         step_bytes = 3 * rows.size * n_features * 4 + nnz_rr * 8 + (rows.size + 1) * 4
         res.update(propagate_features_s=t_full, per_step_s=per_step, step_bytes=step_bytes,
-                   n_rows=int(rows.size), nnz_rr=int(nnz_rr))
+                   gather_bytes=nnz_rr * n_features * 4, n_rows=int(rows.size),
+                   nnz_rr=int(nnz_rr))
         return res
 
     A = sp.load_npz(cdir / "graph.npz").tocsr()  # skmm's graph
@@ -567,7 +574,9 @@ def main():
                 print(f"  skmm propagate_features alone {r['propagate_features_s']:.2f} s; "
                       f"loop {r['per_step_s'] * 1e3:.1f} ms/step over {r['n_rows']:,} rows, "
                       f"{step_gbs:.1f} GB/s of compulsory traffic = "
-                      f"{step_gbs / copy_gbs:.0%} of copy bandwidth", flush=True)
+                      f"{step_gbs / copy_gbs:.0%} of copy bandwidth; neighbour rows gathered "
+                      f"at {r['gather_bytes'] / r['per_step_s'] / 1e9:.1f} GB/s",
+                      flush=True)
         ours = results.get("skmm")
         for method, r in results.items():
             if "error" in r:
@@ -600,12 +609,17 @@ def main():
           f"{bw['numpy_1thread_gbs']:.1f}, torch {bw['torch_threads']} threads "
           f"{bw['torch_gbs']:.1f}).")
     print(f"{'case':<24}{'rows iterated':>14}{'P_RR nnz':>12}{'ms/step':>9}{'MB/step':>9}"
-          f"{'GB/s':>8}{'of copy bw':>12}")
+          f"{'GB/s':>8}{'of copy bw':>12}{'gathered GB/s':>15}{'of copy bw':>12}{'ceiling':>9}")
     for name, r, gbs in loops:
+        gathered = r["gather_bytes"] / r["per_step_s"] / 1e9 if r["per_step_s"] > 0 else 0
         print(f"{name:<24}{r['n_rows']:>14,}{r['nnz_rr']:>12,}{r['per_step_s'] * 1e3:>9.2f}"
-              f"{r['step_bytes'] / 1e6:>9.1f}{gbs:>8.1f}{gbs / copy_gbs:>12.0%}")
+              f"{r['step_bytes'] / 1e6:>9.1f}{gbs:>8.1f}{gbs / copy_gbs:>12.0%}"
+              f"{gathered:>15.1f}{gathered / copy_gbs:>12.0%}"
+              f"{r['step_bytes'] / r['gather_bytes']:>9.0%}")
     print("GB/s: compulsory bytes of one step (read z and the inflow term, write the next z, "
-          "read P_RR) / seconds per step.")
+          "read P_RR) / seconds per step.\ngathered GB/s: neighbour rows read per step "
+          "(nnz(P_RR) x n_features x 4 bytes) / seconds per step. ceiling: compulsory / "
+          "gathered bytes, the compulsory share at gathers of exactly copy speed.")
     if tmp is not None:
         tmp.cleanup()
 
