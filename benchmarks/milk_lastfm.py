@@ -14,8 +14,9 @@ Models (text all-MiniLM-L6-v2 384-d + VGGish 128-d):
 
 * ``milk``: MILKRecommender defaults (paper's Clothing settings: alpha 0.1, invariance 50,
   alignment 0.05; per-epoch validation, patience 3);
-* ``milk-p30``: the same with patience 30, the paper's stopping budget (validation every 10
-  epochs, 3 evaluations without improvement);
+* ``milk-p30``: the same with patience 30 epochs, validated every epoch;
+* ``milk-paper``: the paper's schedule, validation every 10 epochs and patience 3 validations
+  (``validation_interval=10``; what ``python -m skmm reproduce milk`` uses for every model);
 * ``milk-inv0``: MILK without the variance penalty (environments and alignment kept);
 * ``milk-inv0.5``, ``milk-inv5``: MILK with a lighter variance penalty;
 * ``duif``: ``environments="none", invariance_weight=0, alignment_weight=0``.
@@ -40,6 +41,7 @@ import numpy as np
 MODELS = {
     "milk": {},
     "milk-p30": {"patience": 30},
+    "milk-paper": {"validation_interval": 10, "patience": 3},
     "milk-inv0": {"invariance_weight": 0.0},
     "milk-inv0.5": {"invariance_weight": 0.5},
     "milk-inv5": {"invariance_weight": 5.0},

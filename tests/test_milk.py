@@ -326,6 +326,28 @@ def test_early_stopping_restores_the_best_epoch():
     assert no_val.n_epochs_ == 3 and no_val.validation_items_.size == 0
 
 
+def test_validation_interval_counts_patience_in_validations():
+    X, Y = planted(300, 120, seed=2)
+    model = MILKRecommender([24, 16], patience=2, validation_interval=3, lr=0.03,
+                            random_state=0, **{**FAST, "max_epochs": 60}).fit(X, Y)
+    epochs = np.array(model.history_[:, "epoch"])
+    validated = [row["epoch"] for row in model.history_ if "valid_ndcg" in row]
+    np.testing.assert_array_equal(validated, epochs[epochs % 3 == 0])
+    curve = np.array(model.history_[:, "valid_ndcg"])
+    assert model.best_epoch_ == 3 * (curve.argmax() + 1)
+    # Stopped after two validations (six epochs) without improvement.
+    assert model.n_epochs_ < 60 and model.n_epochs_ - model.best_epoch_ == 6
+    val = model.validation_items_
+    assert model.score(X[val], Y[val]) == pytest.approx(curve.max(), rel=1e-6)
+    # Epochs after the last validation are trained but not kept.
+    short = MILKRecommender([24, 16], validation_interval=4, random_state=0,
+                            **{**FAST, "max_epochs": 6}).fit(X, Y)
+    assert short.n_epochs_ == 6 and short.best_epoch_ == 4
+    val = short.validation_items_
+    assert short.score(X[val], Y[val]) == pytest.approx(short.history_[3, "valid_ndcg"],
+                                                        rel=1e-6)
+
+
 def test_verbose_prints_progress(capsys):
     X, Y = planted(150, 60, seed=0)
     MILKRecommender([24, 16], verbose=1, random_state=0, **{**FAST, "max_epochs": 2}).fit(X, Y)

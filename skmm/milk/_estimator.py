@@ -51,12 +51,13 @@ class _MILKNet(NeuralNet):
 
 
 class _ColdStartValidation(Callback):
-    """Record the NDCG@k of held-out items ranked among themselves, after every epoch."""
+    """Record the NDCG@k of held-out items ranked among themselves, every ``interval`` epochs."""
 
-    def __init__(self, features, Y_val, k, name="valid_ndcg"):
+    def __init__(self, features, Y_val, k, interval=1, name="valid_ndcg"):
         self.features = features
         self.Y_val = Y_val
         self.k = k
+        self.interval = interval
         self.name = name
 
     def on_train_begin(self, net, **kwargs):
@@ -64,6 +65,8 @@ class _ColdStartValidation(Callback):
         self.best_ = -np.inf
 
     def on_epoch_end(self, net, **kwargs):
+        if len(net.history) % self.interval:
+            return
         module = net.module_
         was_training = module.training
         module.eval()
@@ -79,6 +82,15 @@ class _ColdStartValidation(Callback):
 
     def on_train_end(self, net, **kwargs):
         self.features_ = None
+
+
+class _ValidatedEarlyStopping(EarlyStopping):
+    """skorch's early stopping, counting only the epochs that were validated: with validation
+    every ``n`` epochs, ``patience`` is a number of validations (as in the paper)."""
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.monitor in net.history[-1]:
+            super().on_epoch_end(net, **kwargs)
 
 
 class MILKRecommender(BaseEstimator):
@@ -132,13 +144,17 @@ class MILKRecommender(BaseEstimator):
     max_epochs : int, default=200
         Most passes over the training interactions; every pass draws fresh negatives.
     patience : int, default=3
-        Stop after this many epochs without a better validation NDCG@k; the weights of the
-        best epoch are restored.
+        Stop after this many validations without a better validation NDCG@k; the weights of
+        the best validated epoch are restored.
+    validation_interval : int, default=1
+        Validate every this many epochs (epochs ``n``, ``2n``, ...). The paper validates every
+        10 epochs with ``patience=3``, so that training stops 30 epochs after the best one;
+        ``python -m skmm reproduce milk`` uses that schedule.
     validation_fraction : float in [0, 1), default=0.1
         Fraction of the items with interactions held out as cold-start validation items for
         early stopping: their interactions are removed from training and they are ranked
-        among themselves after every epoch. 0 (or fewer than 2 validation items) trains for
-        ``max_epochs`` without early stopping.
+        among themselves every ``validation_interval`` epochs. 0 (or fewer than 2 validation
+        items) trains for ``max_epochs`` without early stopping.
     k : int, default=20
         Cut-off of :meth:`recommend`, :meth:`predict`, :meth:`score` and of the validation
         NDCG.
@@ -258,6 +274,7 @@ class MILKRecommender(BaseEstimator):
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "patience": [Interval(Integral, 1, None, closed="left")],
+        "validation_interval": [Interval(Integral, 1, None, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "k": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
@@ -267,7 +284,8 @@ class MILKRecommender(BaseEstimator):
 
     def __init__(self, modalities, embedding_dim=64, alpha=0.1, invariance_weight=50.0,
                  alignment_weight=0.05, reg_weight=1e-4, environments="cyclic", fill="mean",
-                 lr=1e-3, batch_size=2048, max_epochs=200, patience=3, validation_fraction=0.1,
+                 lr=1e-3, batch_size=2048, max_epochs=200, patience=3, validation_interval=1,
+                 validation_fraction=0.1,
                  k=20, device="auto", random_state=None, verbose=0):
         self.modalities = modalities
         self.embedding_dim = embedding_dim
@@ -281,6 +299,7 @@ class MILKRecommender(BaseEstimator):
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.patience = patience
+        self.validation_interval = validation_interval
         self.validation_fraction = validation_fraction
         self.k = k
         self.device = device
@@ -357,8 +376,8 @@ class MILKRecommender(BaseEstimator):
         if val.size:
             callbacks = [
                 ("cold_start_validation", _ColdStartValidation(
-                    torch.from_numpy(Z[val]), Y[val], self.k)),
-                ("early_stopping", EarlyStopping(
+                    torch.from_numpy(Z[val]), Y[val], self.k, self.validation_interval)),
+                ("early_stopping", _ValidatedEarlyStopping(
                     monitor="valid_ndcg", patience=self.patience, threshold=0.0,
                     threshold_mode="abs", lower_is_better=False, load_best=True)),
             ]
@@ -392,8 +411,10 @@ class MILKRecommender(BaseEstimator):
         self.module_ = module
         self.history_ = net.history
         self.n_epochs_ = len(net.history)
-        self.best_epoch_ = (int(np.argmax(net.history[:, "valid_ndcg"])) + 1 if val.size
-                            else self.n_epochs_)
+        validated = [(row["valid_ndcg"], -row["epoch"]) for row in net.history
+                     if "valid_ndcg" in row]
+        # The first epoch with the best NDCG: the one early stopping restored.
+        self.best_epoch_ = -max(validated)[1] if validated else self.n_epochs_
         self.validation_items_ = val
         self.n_pairs_ = len(dataset)
         self.device_ = str(device)
