@@ -15,6 +15,7 @@ from skorch.callbacks import Callback, EarlyStopping
 from skorch.dataset import unpack_data
 from torch.utils.data import DataLoader
 
+from .._random import seeded_global_generator
 from .._validation import (
     check_block_sizes,
     check_interactions,
@@ -368,8 +369,7 @@ class MILKRecommender(BaseEstimator):
                              "user interacted with every training item, so the pairwise (BPR) "
                              "loss has nothing to compare.")
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_global_generator(seed):
             module = MILKModule(self.n_users_, sizes, self.embedding_dim,
                                 features=torch.from_numpy(Z), observed=torch.from_numpy(observed))
         callbacks = []
@@ -394,15 +394,17 @@ class MILKRecommender(BaseEstimator):
             iterator_train=DataLoader,
             iterator_train__batch_size=None,
             iterator_train__sampler=ShuffledBatches(len(dataset), self.batch_size, rng_shuffle),
+            iterator_train__generator=torch.Generator().manual_seed(seed),
             train_split=None,
             callbacks=callbacks,
             device=device,
             verbose=self.verbose,
             environments=EnvironmentSampler(len(sizes), self.environments, self.alpha, rng_env),
         )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            net.fit(dataset, None)
+        # Training draws nothing from torch's global generator: negatives, shuffling and
+        # environments come from the numpy generators above, and the DataLoader's draw of a
+        # worker base seed from the private generator passed to it.
+        net.fit(dataset, None)
 
         module = net.module_.cpu()
         module.features = torch.zeros(0, X.shape[1])

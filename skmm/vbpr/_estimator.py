@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._random import seeded_global_generator
 from .._sampling import BPRBatches, NegativeSampler
 from .._validation import (
     check_interactions,
@@ -200,11 +201,12 @@ class VBPRRecommender(BaseEstimator):
             device=device,
             verbose=self.verbose,
         )
-        # Seed torch's global generator for the initialisation inside a fork, so the caller's
-        # random state is left as it was.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.net_.fit(pairs, None)
+        # The module's initial weights come from torch's global generator, seeded for this fit
+        # only (see seeded_global_generator); training draws from the numpy generator alone.
+        # skorch's fit is initialize() followed by partial_fit().
+        with seeded_global_generator(seed):
+            self.net_.initialize()
+        self.net_.partial_fit(pairs, None)
         return self
 
     def _check_items(self, X):
