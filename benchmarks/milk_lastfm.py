@@ -17,6 +17,8 @@ Models (text all-MiniLM-L6-v2 384-d + VGGish 128-d):
 * ``milk-p30``: the same with patience 30 epochs, validated every epoch;
 * ``milk-paper``: the paper's schedule, validation every 10 epochs and patience 3 validations
   (``validation_interval=10``; what ``python -m skmm reproduce milk`` uses for every model);
+* ``milk-paper-1000``: the same with the paper's budget of up to 1000 epochs (skmm's default
+  ``max_epochs`` is 200);
 * ``milk-inv0``: MILK without the variance penalty (environments and alignment kept);
 * ``milk-inv0.5``, ``milk-inv5``: MILK with a lighter variance penalty;
 * ``duif``: ``environments="none", invariance_weight=0, alignment_weight=0``.
@@ -25,8 +27,8 @@ Missing modalities are filled with the training mean (``fill="mean"``, the paper
 ``milk`` and ``duif``, with zeros. ``complete`` columns score the same FTMT models on the test
 items with every modality present.
 
-    python benchmarks/milk_lastfm.py [--seeds 5] [--data-root PATH] [--out milk_lastfm.csv]
-                                   [--threads N] [--models NAME ...] [--settings FTMT MTMT]
+    python benchmarks/milk_lastfm.py [--seeds 5] [--first-seed 0] [--data-root PATH]
+        [--out milk_lastfm.csv] [--threads N] [--models NAME ...] [--settings FTMT MTMT]
 """
 
 import argparse
@@ -42,6 +44,7 @@ MODELS = {
     "milk": {},
     "milk-p30": {"patience": 30},
     "milk-paper": {"validation_interval": 10, "patience": 3},
+    "milk-paper-1000": {"validation_interval": 10, "patience": 3, "max_epochs": 1000},
     "milk-inv0": {"invariance_weight": 0.0},
     "milk-inv0.5": {"invariance_weight": 0.5},
     "milk-inv5": {"invariance_weight": 5.0},
@@ -58,7 +61,7 @@ def _root(arg):
     return Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def run(root, seeds, out, models=tuple(MODELS), settings=("FTMT", "MTMT")):
+def run(root, seeds, out, models=tuple(MODELS), settings=("FTMT", "MTMT"), first_seed=0):
     from skmm import MILKRecommender
     from skmm.datasets import load_mmrec, new_item_split, simulate_missing
     from skmm.metrics import ndcg_at_k, recall_at_k
@@ -67,7 +70,7 @@ def run(root, seeds, out, models=tuple(MODELS), settings=("FTMT", "MTMT")):
     Y = (data.Y_train + data.Y_val + data.Y_test).tocsr()
     Y.data[:] = 1.0
     rows = []
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         train, val, test = new_item_split(Y, test_size=0.1, val_size=0.1, random_state=seed)
         fit_items = np.union1d(train, val)
         users = Y[fit_items].getnnz(axis=0) > 0
@@ -129,7 +132,9 @@ def summarize(rows):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=5, help="how many seeds")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first-seed .. first-seed + seeds - 1 (to split a run)")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--out", default="milk_lastfm.csv")
     parser.add_argument("--threads", type=int, default=None,
@@ -142,7 +147,8 @@ def main(argv=None):
         import torch
 
         torch.set_num_threads(args.threads)
-    summarize(run(_root(args.data_root), args.seeds, args.out, args.models, args.settings))
+    summarize(run(_root(args.data_root), args.seeds, args.out, args.models, args.settings,
+                  args.first_seed))
     return 0
 
 

@@ -20,10 +20,10 @@ FEATPROP_RATES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 QUICK_RATES = (0.1, 0.3, 0.5, 0.7, 0.9)
 FEATPROP_STRATEGIES = ("zeros", "mean", "random", "featprop")
 MILK_SETTINGS = ("FTFT", "FTMT", "MTMT")
-# The DUIF-like content baseline is MILK without environments, invariance and alignment.
 # The paper's training schedule: validate every 10 epochs, stop after 3 validations without a
 # better NDCG@20 (the skmm defaults validate every epoch).
 MILK_SCHEDULE = {"validation_interval": 10, "patience": 3}
+# The DUIF-like content baseline is MILK without environments, invariance and alignment.
 MILK_MODELS = {
     "MILK": {},
     "DUIF-like": {"environments": "none", "invariance_weight": 0.0, "alignment_weight": 0.0},

@@ -286,8 +286,7 @@ class MILKRecommender(BaseEstimator):
     def __init__(self, modalities, embedding_dim=64, alpha=0.1, invariance_weight=50.0,
                  alignment_weight=0.05, reg_weight=1e-4, environments="cyclic", fill="mean",
                  lr=1e-3, batch_size=2048, max_epochs=200, patience=3, validation_interval=1,
-                 validation_fraction=0.1,
-                 k=20, device="auto", random_state=None, verbose=0):
+                 validation_fraction=0.1, k=20, device="auto", random_state=None, verbose=0):
         self.modalities = modalities
         self.embedding_dim = embedding_dim
         self.alpha = alpha

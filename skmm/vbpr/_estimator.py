@@ -259,8 +259,8 @@ class VBPRRecommender(BaseEstimator):
 
         Returns
         -------
-        items : ndarray of shape (n_selected_users, k)
-            Row indices of ``X``, best first.
+        items : ndarray of int64, shape (n_selected_users, min(k, n_items))
+            Row indices of ``X``, best first; among equal scores the lower index first.
         """
         X = self._check_items(X)
         k = self.k if k is None else _check_k(k)

@@ -41,13 +41,11 @@ class VBPRModule(nn.Module):
         nn.init.zeros_(self.item_bias.weight)
 
     def item_terms(self, items, features=None):
-        """Per-item pieces of the score: (bias + content bias, gamma_i, E f_i)."""
+        """Per-item pieces of the score: (b_i + beta' . f_i, gamma_i, E f_i); ``features``
+        defaults to the stored content of ``items``."""
         f = self.features[items] if features is None else features
-        bias = self.content_bias(f).squeeze(-1)
-        if items is not None:
-            bias = bias + self.item_bias(items).squeeze(-1)
-        gamma = self.item_factors(items) if items is not None else None
-        return bias, gamma, self.projection(f)
+        bias = self.content_bias(f).squeeze(-1) + self.item_bias(items).squeeze(-1)
+        return bias, self.item_factors(items), self.projection(f)
 
     def forward(self, users, pos, neg):
         """Return the positive and negative pair scores of a BPR batch."""
