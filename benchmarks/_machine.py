@@ -1,7 +1,14 @@
-"""What the rest of the machine did while a benchmark ran (shared by the benchmark scripts)."""
+"""What the rest of the machine did while a benchmark ran, and running one benchmark job in a
+fresh process (shared by the benchmark scripts)."""
 
+import json
 import os
 import resource
+import subprocess
+import sys
+import time
+
+RESULT_TAG = "RESULT "
 
 
 def cpu_busy_s():
@@ -29,3 +36,30 @@ def others_cpu_share(before, after, wall):
         return None
     own = (child1.ru_utime + child1.ru_stime) - (child0.ru_utime + child0.ru_stime)
     return max(busy1 - busy0 - own, 0.0) / (wall * (os.cpu_count() or 1))
+
+
+def run_in_fresh_process(script, job, *, timeout, env=None):
+    """Run ``script --worker JSON(job)`` in a new Python process and return the dict it prints
+    after :data:`RESULT_TAG`, plus ``others_cpu`` (the share of the machine's CPU time other
+    processes used meanwhile) and ``load`` (the 1-minute load average before and after).
+
+    A fresh process per job makes its peak memory its own. Failures come back as
+    ``{"error": ...}`` with the end of the worker's output.
+    """
+    cmd = [sys.executable, script, "--worker", json.dumps(job)]
+    before, t0, load0 = cpu_snapshot(), time.monotonic(), os.getloadavg()[0]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout} s"}
+    after, wall = cpu_snapshot(), time.monotonic() - t0
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_TAG):
+            res = json.loads(line[len(RESULT_TAG):])
+            others = others_cpu_share(before, after, wall)
+            if others is not None:
+                res["others_cpu"] = others
+            res["load"] = (load0, os.getloadavg()[0])
+            return res
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+    return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}

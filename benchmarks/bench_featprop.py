@@ -51,16 +51,14 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _machine import cpu_busy_s, cpu_snapshot, others_cpu_share
+from _machine import RESULT_TAG, cpu_busy_s, run_in_fresh_process
 
-RESULT_TAG = "RESULT "
 K = 20  # n_neighbors, the paper's default
 
 # Cases: (name, graph, n_features, missing rate, propagation steps)
@@ -414,23 +412,11 @@ def wait_until_quiet(max_wait):
 
 
 def run_worker(args, timeout=3600, max_wait=0):
-    """Run one job in a fresh process; adds ``others_cpu``: the share of the machine's CPU time
-    other processes used while it ran (0 on a quiet machine; timings are off when it is not)."""
+    """Run one job in a fresh process (see :func:`_machine.run_in_fresh_process`), after
+    waiting up to ``max_wait`` s for a quiet machine."""
     if max_wait:
         wait_until_quiet(max_wait)
-    cmd = [sys.executable, __file__, "--worker", json.dumps(args)]
-    before, t0 = cpu_snapshot(), time.time()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    after, wall = cpu_snapshot(), time.time() - t0
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(RESULT_TAG):
-            res = json.loads(line[len(RESULT_TAG):])
-            others = others_cpu_share(before, after, wall)
-            if others is not None:
-                res["others_cpu"] = others
-            return res
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-    return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
+    return run_in_fresh_process(__file__, args, timeout=timeout)
 
 
 def max_abs_diff(a_path, b_path, chunk=1 << 16):

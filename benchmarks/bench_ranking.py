@@ -31,14 +31,12 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 
 import numpy as np
-from _machine import cpu_snapshot, others_cpu_share
+from _machine import RESULT_TAG, run_in_fresh_process
 
-RESULT_TAG = "RESULT "
 K = 20
 N_FACTORS = 64
 N_TRAIN, N_TEST = 10, 5  # interactions per user
@@ -167,24 +165,7 @@ def worker(job):
 def run_worker(job, timeout):
     env = dict(os.environ, OMP_NUM_THREADS=str(job["threads"]),
                MKL_NUM_THREADS=str(job["threads"]))
-    cmd = [sys.executable, __file__, "--worker", json.dumps(job)]
-    before, t0 = cpu_snapshot(), time.time()
-    load0 = os.getloadavg()[0]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout} s"}
-    after, wall = cpu_snapshot(), time.time() - t0
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(RESULT_TAG):
-            res = json.loads(line[len(RESULT_TAG):])
-            others = others_cpu_share(before, after, wall)
-            if others is not None:
-                res["others_cpu"] = others
-            res["load"] = (load0, os.getloadavg()[0])
-            return res
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-    return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
+    return run_in_fresh_process(__file__, job, timeout=timeout, env=env)
 
 
 def main():

@@ -23,6 +23,17 @@ def data_root():
     return root
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch intra-op thread for a test module, restored afterwards. The recommenders'
+    models are tiny: a second thread only adds synchronisation (an order of magnitude slower
+    epochs on a loaded 2-core machine), and a fixed count fixes the order of reductions."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 

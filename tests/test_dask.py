@@ -61,13 +61,8 @@ def _within(seconds, func, *args):
     return out["value"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The local run uses one torch thread like the workers, so both compute in the same order.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# The local run uses one torch thread like the workers, so both compute in the same order.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

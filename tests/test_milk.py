@@ -18,14 +18,7 @@ from skmm.milk._dataset import NegativeSamplingDataset, ShuffledBatches
 from skmm.milk._module import alignment_loss, invariance_penalty
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These models are tiny: a second intra-op thread only adds synchronisation, and on a
-    # loaded 2-core machine it makes epochs an order of magnitude slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def planted(n_items=600, n_users=300, dims=(24, 16), n_factors=8, noise=0.5, per_user=20,

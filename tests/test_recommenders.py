@@ -1,4 +1,5 @@
-"""Seeds decide the recommenders' results alone: not torch's global generator, not threads."""
+"""What MILK and VBPR share: seeds alone decide results (not torch's global generator, not
+threads), and the same scoring contract."""
 
 from concurrent.futures import ThreadPoolExecutor
 
@@ -44,3 +45,13 @@ def test_concurrent_fits_in_threads_match_sequential_ones(make):
                             seeds))
     for seed, scores in zip(seeds, got):
         np.testing.assert_array_equal(scores, expected[seed])
+
+
+@pytest.mark.parametrize("make", [_milk, _vbpr], ids=["milk", "vbpr"])
+def test_score_without_positives_is_nan_with_a_warning(make):
+    import scipy.sparse as sp
+    from sklearn.exceptions import UndefinedMetricWarning
+
+    model = make(0).fit(DATA.X, DATA.Y)
+    with pytest.warns(UndefinedMetricWarning, match="no user has a positive in y"):
+        assert np.isnan(model.score(DATA.X, sp.csr_matrix(DATA.Y.shape)))
