@@ -21,12 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import scipy.sparse as sp
 
+from ._sparsetools import spgemm_into
 from ._validation import check_interactions
-
-try:  # the kernel behind ``csr @ csr``; called directly to skip its symbolic pass (see _spgemm)
-    from scipy.sparse._sparsetools import csr_matmat as _csr_matmat
-except ImportError:  # pragma: no cover - a future scipy may move it; ``@`` still works
-    _csr_matmat = None
 
 __all__ = ["cointeraction_graph", "normalize_adjacency"]
 
@@ -190,18 +186,13 @@ def _spgemm(Yi, Yt, start, stop, work, buf):
     ``work`` already bounds it, so the numeric kernel is called directly (about 15% faster) and
     writes into the thread's buffers. The kernel drops zero sums, so every count is positive.
     """
-    n_rows, n_cols = stop - start, Yt.shape[1]
     idx = Yi.indices.dtype
-    if _csr_matmat is None or work >= _INT32_MAX and idx == np.int32:  # pragma: no cover
+    if work >= _INT32_MAX and idx == np.int32:  # pragma: no cover - counts overflow int32 idx
         C = (Yi[start:stop] @ Yt).tocsr()
         return C.indptr, C.indices, C.data
     lo, hi = Yi.indptr[start], Yi.indptr[stop]
-    indptr = np.empty(n_rows + 1, idx)
-    indices, data = buf[0][:max(work, 1)], buf[1][:max(work, 1)]
-    _csr_matmat(n_rows, n_cols, Yi.indptr[start:stop + 1] - lo, Yi.indices[lo:hi],
-                Yi.data[lo:hi], Yt.indptr, Yt.indices, Yt.data, indptr, indices, data)
-    nnz = int(indptr[-1])
-    return indptr, indices[:nnz], data[:nnz]
+    return spgemm_into(stop - start, Yi.indptr[start:stop + 1] - lo, Yi.indices[lo:hi],
+                       Yi.data[lo:hi], Yt, buf[0][:max(work, 1)], buf[1][:max(work, 1)])
 
 
 def _topk_per_row(indptr, cols, counts, start, n_cols, k, buf):

@@ -46,10 +46,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-try:  # the kernel behind scipy's ``csr @ dense``: y += A x, single-threaded, GIL released
-    from scipy.sparse._sparsetools import csr_matvecs as _csr_matvecs
-except ImportError:  # pragma: no cover - a future scipy may move it; ``@`` still works
-    _csr_matvecs = None
+from ._sparsetools import spmm_add
 
 __all__ = ["propagate_features", "ColumnPropagator", "column_groups"]
 
@@ -489,10 +486,6 @@ def _block_width(n_rows, n_features, itemsize, n_threads):
 
 def _spmm_add(M, x, y):
     """``y += M @ x`` for CSR arrays ``M`` and C-contiguous ``x``, ``y`` of one dtype."""
-    if _csr_matvecs is None:  # pragma: no cover
-        y += sp.csr_matrix((M.data, M.indices, M.indptr), shape=M.shape) @ x
-        return
-    _csr_matvecs(M.shape[0], M.shape[1], x.shape[1], M.indptr, M.indices, M.data,
-                 x.ravel(), y.ravel())
+    spmm_add(M.indptr, M.indices, M.data, M.shape, x, y)
 
 
