@@ -633,8 +633,8 @@ def diffuse(H, Z, *, kernel="ppr", alpha=0.1, t=5.0, tol=1e-4, n_terms=None, dev
     >>> from skmm.diffusion import diffuse, transition_matrix
     >>> H = transition_matrix(sp.csr_matrix(np.array([[0, 1], [1, 0]])))
     >>> diffuse(H, np.array([[1.0], [0.0]]), kernel="ppr", alpha=0.5, tol=1e-12).round(4)
-    array([[0.6667],
-           [0.3333]])
+    array([[0.75],
+           [0.25]])
     """
     dtype = _check_dtype(dtype)
     _check_kernel_args(kernel, alpha, t)
@@ -729,8 +729,8 @@ def diffusion_impute(H, X, missing=None, n_iter=1, *, kernel="ppr", alpha=0.1, t
     >>> from skmm.diffusion import diffusion_impute, transition_matrix
     >>> H = transition_matrix(sp.csr_matrix(np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]])))
     >>> X = np.array([[1.0], [np.nan], [3.0]])
-    >>> diffusion_impute(H, X, n_iter=None, kernel="ppr", alpha=0.1, dtype=np.float64)[1]
-    array([[2.]])
+    >>> diffusion_impute(H, X, n_iter=None, kernel="ppr", alpha=0.1)[1].round(4)
+    array([[2.]], dtype=float32)
     """
     dtype = _check_dtype(dtype)
     _check_kernel_args(kernel, alpha, t)
@@ -911,7 +911,7 @@ def rewired_graph(H, rows, *, kernel="ppr", alpha=0.1, t=5.0, n_neighbors=20, to
     >>> A = sp.csr_matrix(np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]]))  # a path 0 - 1 - 2
     >>> W, info = rewired_graph(transition_matrix(A), [0], n_neighbors=2, prune_tol=0)
     >>> W.toarray().round(3)
-    array([[0.   , 0.667, 0.333],
+    array([[0.   , 0.647, 0.353],
            [0.   , 0.   , 0.   ],
            [0.   , 0.   , 0.   ]])
     """
