@@ -840,12 +840,13 @@ _RANK_BITS = 40
      "tol": [Interval(Real, 0, 1, closed="neither")],
      "n_terms": [Interval(Integral, 1, None, closed="left"), None],
      "prune_tol": [Interval(Real, 0, None, closed="left")],
-     "keep_self": ["boolean"],
+     "keep_self": ["boolean"], "rank": [StrOptions({"value", "relative"})],
      "batch_size": [Interval(Integral, 1, None, closed="left"), None]},
     prefer_skip_nested_validation=True,
 )
 def rewired_graph(H, rows, *, kernel="ppr", alpha=0.1, t=5.0, n_neighbors=20, tol=1e-4,
-                  n_terms=None, prune_tol=1e-4, keep_self=False, batch_size=None):
+                  n_terms=None, prune_tol=1e-4, keep_self=False, rank="value",
+                  batch_size=None):
     """Form (C): the diffusion-rewired graph of the rows to impute (row top-k of ``T``).
 
     For every item ``i`` of ``rows``, the row ``T_i = sum_l theta_l e_i H^l`` is computed as
@@ -858,6 +859,19 @@ def rewired_graph(H, rows, *, kernel="ppr", alpha=0.1, t=5.0, n_neighbors=20, to
     entry as a convex combination of values: there is no growth with the number of layers,
     unlike the official column top-k (form B).
 
+    **Ranking.** ``rank="value"`` keeps the largest ``T_ij`` (GDC's rule, applied per row).
+    On a co-interaction graph these are mostly popular items: a walk from anywhere soon
+    reaches them, so their ``T_ij`` is large for every ``i``, whatever ``i`` is like.
+    ``rank="relative"`` ranks by ``T_ij / m_j`` instead, with ``m_j = sum_i (T_J)_ij`` the
+    diffusion mass item ``j`` receives from all items (``info.column_mass``; ``J`` sparse
+    vector products): how much more ``i`` sends to ``j`` than an average item does, the
+    degree-corrected PPR of local clustering. The kept weights are ``T_ij`` either way.
+    Measured on Last.fm (text embeddings, half of the items hidden, 5 masks, centred cosine;
+    exact rows, ``n_neighbors=20``): ``"value"`` 0.00-0.05 for PPR and heat (its neighbours
+    have 10x the catalogue's median degree), ``"relative"`` 0.28 (PPR) and 0.33 (heat) at 20
+    layers on skmm's directed graph, 0.39 and 0.41 on the symmetric one, against 0.30 / 0.33
+    for NeighMean and 0.25 / 0.26 for FeatProp there.
+
     This is a deliberate deviation from GDC and the official code, which keep the top-k of
     each **column**. It keeps each missing item's own diffusion neighbourhood, and costs
     ``O(|rows| J (k + 1) / prune_tol)`` at most, independent of ``n_items``: no ``n_items``
@@ -867,8 +881,13 @@ def rewired_graph(H, rows, *, kernel="ppr", alpha=0.1, t=5.0, n_neighbors=20, to
     ``H``, ``sum_j (T_ij - S_ij)`` is known exactly: the mass pruned at each step times what it
     would still have carried, plus ``eps_J``. It is returned as ``error`` and bounds the error
     of every entry before the top-k. PPR with a small ``alpha`` spreads much of its mass far
-    away (``alpha = 0.1``: 35% beyond 10 hops), so this l1 figure is large for small
-    ``prune_tol``-budgets even when the few largest entries, the ones kept, are accurate.
+    away (``alpha = 0.1``: 35% beyond 10 hops), so this l1 figure stays large (0.33 on average
+    on Amazon Baby at the defaults) while the largest entries, the ones kept, are mostly
+    right; the far mass it misses pools on popular items, which the exact row top-k would
+    keep. Share of the exact row top-20 (dense ``T``) recovered on Amazon Baby (7,050 items,
+    ``n_neighbors=20`` graph, 30% of the rows): PPR ``alpha=0.1`` 45% / 69% / 85% / 97% at
+    ``prune_tol`` 1e-3 / 3e-4 / 1e-4 / 1e-5; heat ``t=5`` 94% / 97.5% / 98.8% / 99.8%. The
+    work grows about as ``1 / prune_tol``.
 
     Parameters
     ----------
@@ -890,6 +909,8 @@ def rewired_graph(H, rows, *, kernel="ppr", alpha=0.1, t=5.0, n_neighbors=20, to
         truncated rows, whose size may then reach ``n_items``).
     keep_self : bool, default=False
         Keep the item's own entry (a lazy step) among the ``n_neighbors``.
+    rank : {"value", "relative"}, default="value"
+        Rank a row's entries by ``T_ij`` or by ``T_ij / m_j`` (see Ranking).
     batch_size : int or None, default=None
         Rows computed together (1024 when None); blocks run on
         ``torch.get_num_threads()`` threads. The result does not depend on it.
@@ -900,8 +921,8 @@ def rewired_graph(H, rows, *, kernel="ppr", alpha=0.1, t=5.0, n_neighbors=20, to
         Row ``i`` of ``rows``: at most ``n_neighbors`` weights summing to 1 (none for an item
         whose diffusion reaches no other item); other rows empty.
     info : sklearn.utils.Bunch
-        ``rows`` (the computed rows), ``error`` (``sum_j (T_ij - S_ij)`` per row, see above)
-        and ``n_terms`` (``J``).
+        ``rows`` (the computed rows), ``error`` (``sum_j (T_ij - S_ij)`` per row, see above),
+        ``n_terms`` (``J``) and ``column_mass`` (``m``, None for ``rank="value"``).
 
     Examples
     --------
@@ -924,12 +945,22 @@ def rewired_graph(H, rows, *, kernel="ppr", alpha=0.1, t=5.0, n_neighbors=20, to
                          f"{rows[0]} to {rows[-1]}.")
     theta, eps = _series(kernel, alpha, t, tol, n_terms)
     H = H.astype(np.float64)
+    mass = None
+    if rank == "relative":
+        # m = 1^T T_J: the truncated series applied to the all-ones row vector. Every m_j is
+        # at least theta_0 > 0 (the j -> j term), and m_j >= T_ij, so ratios lie in (0, 1].
+        u = np.ones(n_items)
+        mass = theta[0] * u
+        HT = H.T.tocsr()
+        for coef in theta[1:]:
+            u = HT @ u
+            mass += coef * u
     step = 1024 if batch_size is None else int(batch_size)
     blocks = [rows[s:s + step] for s in range(0, rows.size, step)]
 
     def run(seeds):
         return _rewire_block(H, seeds, theta, eps, int(n_neighbors), float(prune_tol),
-                             keep_self)
+                             keep_self, mass)
 
     n_threads = min(max(int(torch.get_num_threads()), 1), len(blocks))
     if n_threads > 1:
@@ -944,10 +975,10 @@ def rewired_graph(H, rows, *, kernel="ppr", alpha=0.1, t=5.0, n_neighbors=20, to
         w = err = np.zeros(0)
     W = sp.csr_matrix((w, (r, c)), shape=(n_items, n_items))
     W.sort_indices()
-    return W, Bunch(rows=rows, error=err, n_terms=len(theta))
+    return W, Bunch(rows=rows, error=err, n_terms=len(theta), column_mass=mass)
 
 
-def _rewire_block(H, seeds, theta, eps, k, prune_tol, keep_self):
+def _rewire_block(H, seeds, theta, eps, k, prune_tol, keep_self, mass):
     """Rows ``seeds`` of the pruned series, top ``k``: ``(rows, cols, weights, error)``."""
     n_items, B, J = H.shape[0], seeds.size, len(theta)
     V = sp.csr_matrix((np.ones(B), (np.arange(B), seeds)), shape=(B, n_items))
@@ -971,8 +1002,9 @@ def _rewire_block(H, seeds, theta, eps, k, prune_tol, keep_self):
     keep = (val > 0) if keep_self else (val > 0) & (col != seeds[owner])
     owner, col, val = owner[keep], col[keep], val[keep]
     # Rank by (row, value descending on a 2**-40 grid, column ascending): a stable sort of an
-    # integer key over entries already in (row, column) order.
-    q = np.rint(np.minimum(val, 1.0) * (1 << _RANK_BITS)).astype(np.int64)
+    # integer key over entries already in (row, column) order. Values and ratios lie in [0, 1].
+    score = val if mass is None else val / mass[col]
+    q = np.rint(np.minimum(score, 1.0) * (1 << _RANK_BITS)).astype(np.int64)
     key = (owner << (_RANK_BITS + 1)) + ((1 << _RANK_BITS) - q)
     order = np.argsort(key, kind="stable")
     owner, col, val = owner[order], col[order], val[order]

@@ -353,15 +353,18 @@ def test_infinite_layers_warns_when_not_converged():
 # (C) row top-k
 # ------------------------------------------------------------------------------------------
 
-def _dense_row_top_k(T, rows, k, keep_self):
-    """Row top-k of a dense T (ties to the smaller index), row-normalised."""
+def _dense_row_top_k(T, rows, k, keep_self, scale=None):
+    """Row top-k of a dense T ranked by ``T_ij / scale_j`` (ties to the smaller index), the
+    kept ``T_ij`` row-normalised."""
     n = T.shape[0]
+    scale = np.ones(n) if scale is None else scale
     W = np.zeros((n, n))
     for i in rows:
         row = T[i].copy()
         if not keep_self:
             row[i] = 0
-        order = sorted(np.flatnonzero(row > 0), key=lambda j: (-row[j], j))[:k]
+        key = np.round(row / scale * 2.0 ** 40)
+        order = sorted(np.flatnonzero(row > 0), key=lambda j: (-key[j], j))[:k]
         if order:
             W[i, order] = row[order] / row[order].sum()
     return W
@@ -396,6 +399,36 @@ def test_rewired_graph_exact_rows_match_dense_operator(kernel, keep_self, k):
     np.testing.assert_array_equal(info.rows, rows)
     assert (info.error <= 1e-12).all()
     np.testing.assert_allclose(W.sum(axis=1).A1[rows][np.diff(W[rows].indptr) > 0], 1.0)
+
+
+@pytest.mark.parametrize("kernel", ["ppr", "heat"])
+@pytest.mark.parametrize("prune_tol", [0.0, 1e-3])
+def test_rewired_graph_relative_ranking(kernel, prune_tol):
+    """rank="relative": entries ranked by T_ij / m_j, m the column sums of T, weights T_ij."""
+    Y = _catalogue(seed=2)
+    H = transition_matrix(cointeraction_graph(Y, 5))
+    T = off.diffusion_kernel(H.toarray(), kernel)
+    rows = np.arange(1, 60, 3)
+    W, info = rewired_graph(H, rows, kernel=kernel, n_neighbors=4, rank="relative",
+                            prune_tol=prune_tol, tol=1e-13)
+    np.testing.assert_allclose(info.column_mass, T.sum(axis=0), atol=1e-11)
+    if prune_tol == 0:
+        expected = _dense_row_top_k(T, rows, 4, False, scale=T.sum(axis=0))
+        np.testing.assert_allclose(W.toarray(), expected, atol=1e-10)
+    else:  # the pruned rows, ranked the same way
+        J = n_series_terms(kernel, 1e-13)
+        theta = series_coefficients(kernel, J)
+        eps = np.array([truncation_error(kernel, l) for l in range(J + 1)])
+        S = np.zeros_like(T)
+        for i in rows:
+            S[i] = _dense_pruned_series(H.toarray(), i, theta, eps, prune_tol)[0]
+        expected = _dense_row_top_k(S, rows, 4, False, scale=info.column_mass)
+        np.testing.assert_allclose(W.toarray(), expected, atol=1e-12)
+    # It prefers items that receive little mass from everyone else.
+    Wv, _ = rewired_graph(H, rows, kernel=kernel, n_neighbors=4, prune_tol=prune_tol,
+                          tol=1e-13)
+    m = T.sum(axis=0)
+    assert m[W.indices].mean() < m[Wv.indices].mean()
 
 
 def _dense_pruned_series(H, i, theta, eps, prune_tol):
@@ -640,6 +673,8 @@ def test_bad_inputs_raise_clear_errors():
         neighbour_mean(A, X, np.zeros((60, 3), bool))
     with pytest.raises(ValueError, match="observed"):
         neighbour_mean(A, np.full((60, 2), np.nan), np.zeros((60, 2), bool))
+    with pytest.raises(ValueError, match="rank"):
+        rewired_graph(H, [0], rank="degree")
     with pytest.raises(ValueError, match="rows must be item indices"):
         rewired_graph(H, [60])
     with pytest.raises(ValueError, match="dtype"):
