@@ -47,6 +47,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
+from ._sparsetools import spgemm_into
 from ._validation import check_interactions, resolve_device
 from .graph import cointeraction_graph, normalize_adjacency
 from .propagation import column_groups
@@ -979,23 +980,36 @@ def rewired_graph(H, rows, *, kernel="ppr", alpha=0.1, t=5.0, n_neighbors=20, to
 
 
 def _rewire_block(H, seeds, theta, eps, k, prune_tol, keep_self, mass):
-    """Rows ``seeds`` of the pruned series, top ``k``: ``(rows, cols, weights, error)``."""
-    n_items, B, J = H.shape[0], seeds.size, len(theta)
-    V = sp.csr_matrix((np.ones(B), (np.arange(B), seeds)), shape=(B, n_items))
-    S = V * theta[0]
+    """Rows ``seeds`` of the pruned series, top ``k``: ``(rows, cols, weights, error)``.
+
+    Each step is one sparse product of the block's walk vectors with ``H``, written into
+    buffers sized by its number of multiply-adds (no symbolic pass). The terms of the series
+    are summed once at the end (one sort), not matrix by matrix at every step."""
+    B, J = seeds.size, len(theta)
+    idx = H.indices.dtype
+    row_len = np.diff(H.indptr).astype(np.int64)
+    indptr = np.arange(B + 1, dtype=idx)
+    indices, data = seeds.astype(idx), np.ones(B)
+    terms = [(np.arange(B), seeds, np.full(B, theta[0]))]
     dropped = np.zeros(B)
     for l in range(1, J):
-        V = V @ H
+        work = max(int(row_len[indices].sum()), 1)
+        indptr, indices, data = spgemm_into(B, indptr, indices, data, H, np.empty(work, idx),
+                                            np.empty(work))
+        owner = np.repeat(np.arange(B), np.diff(indptr))
         remaining = eps[l] - eps[J]  # the mass one unit at step l still adds to the series
-        small = V.data * remaining < prune_tol
+        small = data * remaining < prune_tol
         if small.any():
-            owner = np.repeat(np.arange(B), np.diff(V.indptr))
-            dropped += np.bincount(owner[small], V.data[small], minlength=B) * remaining
-            V.data[small] = 0
-            V.eliminate_zeros()
-        if V.nnz == 0:
+            dropped += np.bincount(owner[small], data[small], minlength=B) * remaining
+            keep = ~small
+            owner, indices, data = owner[keep], indices[keep], data[keep]
+            indptr = np.zeros(B + 1, idx)
+            np.cumsum(np.bincount(owner, minlength=B), out=indptr[1:])
+        if data.size == 0:
             break
-        S = S + V * theta[l]
+        terms.append((owner, indices.astype(np.int64), data * theta[l]))
+    owner, col, val = (np.concatenate(x) for x in zip(*terms))
+    S = sp.csr_matrix((val, (owner, col)), shape=(B, H.shape[0]))
     S.sum_duplicates()  # canonical: sorted indices, no duplicates
     owner = np.repeat(np.arange(B), np.diff(S.indptr))
     col, val = S.indices.astype(np.int64), S.data

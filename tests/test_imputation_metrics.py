@@ -106,22 +106,19 @@ def test_average_precision_equals_sklearn_per_row(entry_mask, decimals):
     if decimals is not None:
         scores = np.round(scores, decimals)
     X_imp = np.where(np.isnan(X_masked), scores, X_masked)
-    hidden = np.isnan(X_masked)
-    aps = []
-    for i in range(60):
-        h = hidden[i]
-        if h.any() and X[i, h].sum() > 0:
-            aps.append(average_precision_score(X[i, h], X_imp[i, h]))
+    aps = _sklearn_row_aps(X, X_imp, X_masked)
     got = imputation_score(X, X_imp, X_masked, metric="average_precision")
     assert got == pytest.approx(np.mean(aps), abs=1e-12)
-    mean = _mean_fill(X_masked)
-    base = []
-    for i in range(60):
-        h = hidden[i]
-        if h.any() and X[i, h].sum() > 0:
-            base.append(average_precision_score(X[i, h], mean[i, h]))
+    base = _sklearn_row_aps(X, _mean_fill(X_masked), X_masked)
     gain = imputation_score(X, X_imp, X_masked, metric="average_precision_gain")
     assert gain == pytest.approx(np.mean(aps) - np.mean(base), abs=1e-12)
+
+
+def _sklearn_row_aps(X, X_imp, X_masked):
+    """sklearn's AP of each row's hidden entries, for the rows with a hidden positive."""
+    hidden = np.isnan(X_masked)
+    return [average_precision_score(X[i, h], X_imp[i, h])
+            for i, h in enumerate(hidden) if h.any() and X[i, h].sum() > 0]
 
 
 def test_average_precision_of_perfect_and_mean_imputers():
