@@ -42,7 +42,7 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 import torch
-from scipy.special import gammainc
+from scipy.special import gammainc, gammaln
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
@@ -461,14 +461,12 @@ def series_coefficients(kernel, n_terms, *, alpha=0.1, t=5.0):
     >>> series_coefficients("ppr", 3, alpha=0.5)
     array([0.5  , 0.25 , 0.125])
     """
-    l = np.arange(int(n_terms), dtype=np.float64)
+    power = np.arange(int(n_terms), dtype=np.float64)
     if kernel == "ppr":
-        return alpha * (1.0 - alpha) ** l
+        return alpha * (1.0 - alpha) ** power
     if t == 0:
-        return (l == 0).astype(np.float64)
-    from scipy.special import gammaln
-
-    return np.exp(-t + l * math.log(t) - gammaln(l + 1))
+        return (power == 0).astype(np.float64)
+    return np.exp(-t + power * math.log(t) - gammaln(power + 1))
 
 
 @validate_params(
@@ -560,7 +558,7 @@ def _series(kernel, alpha, t, tol, n_terms):
     if J < 1:
         raise ValueError(f"n_terms must be >= 1, got {J}.")
     theta = series_coefficients(kernel, J, alpha=alpha, t=t)
-    eps = np.array([truncation_error(kernel, l, alpha=alpha, t=t) for l in range(J + 1)])
+    eps = np.array([truncation_error(kernel, j, alpha=alpha, t=t) for j in range(J + 1)])
     return theta, eps
 
 
@@ -913,7 +911,8 @@ def rewired_graph(H, rows, *, kernel="ppr", alpha=0.1, t=5.0, n_neighbors=20, to
     rank : {"value", "relative"}, default="value"
         Rank a row's entries by ``T_ij`` or by ``T_ij / m_j`` (see Ranking).
     batch_size : int or None, default=None
-        Rows computed together (1024 when None); blocks run on
+        Rows computed together (256 when None: on Amazon Baby a PPR row keeps thousands of
+        entries before the top-k, so a block of 256 holds about 100 MB); blocks run on
         ``torch.get_num_threads()`` threads. The result does not depend on it.
 
     Returns
@@ -956,7 +955,7 @@ def rewired_graph(H, rows, *, kernel="ppr", alpha=0.1, t=5.0, n_neighbors=20, to
         for coef in theta[1:]:
             u = HT @ u
             mass += coef * u
-    step = 1024 if batch_size is None else int(batch_size)
+    step = 256 if batch_size is None else int(batch_size)
     blocks = [rows[s:s + step] for s in range(0, rows.size, step)]
 
     def run(seeds):
@@ -992,12 +991,12 @@ def _rewire_block(H, seeds, theta, eps, k, prune_tol, keep_self, mass):
     indices, data = seeds.astype(idx), np.ones(B)
     terms = [(np.arange(B), seeds, np.full(B, theta[0]))]
     dropped = np.zeros(B)
-    for l in range(1, J):
+    for step in range(1, J):
         work = max(int(row_len[indices].sum()), 1)
         indptr, indices, data = spgemm_into(B, indptr, indices, data, H, np.empty(work, idx),
                                             np.empty(work))
         owner = np.repeat(np.arange(B), np.diff(indptr))
-        remaining = eps[l] - eps[J]  # the mass one unit at step l still adds to the series
+        remaining = eps[step] - eps[J]  # the mass one unit at step l still adds to the series
         small = data * remaining < prune_tol
         if small.any():
             dropped += np.bincount(owner[small], data[small], minlength=B) * remaining
@@ -1007,7 +1006,7 @@ def _rewire_block(H, seeds, theta, eps, k, prune_tol, keep_self, mass):
             np.cumsum(np.bincount(owner, minlength=B), out=indptr[1:])
         if data.size == 0:
             break
-        terms.append((owner, indices.astype(np.int64), data * theta[l]))
+        terms.append((owner, indices.astype(np.int64), data * theta[step]))
     owner, col, val = (np.concatenate(x) for x in zip(*terms))
     S = sp.csr_matrix((val, (owner, col)), shape=(B, H.shape[0]))
     S.sum_duplicates()  # canonical: sorted indices, no duplicates
@@ -1121,7 +1120,7 @@ def paper_diffusion_operator(A, *, kernel="ppr", alpha=0.1, t=5.0, top_k=None, t
     H = transition_matrix(A, paper_compat=True)
     J_cap = n_series_terms(kernel, tol, alpha=alpha, t=t)  # (max - min) <= 1: enough terms
     theta = series_coefficients(kernel, J_cap + 1, alpha=alpha, t=t)
-    eps = np.array([truncation_error(kernel, l, alpha=alpha, t=t) for l in range(J_cap + 2)])
+    eps = np.array([truncation_error(kernel, j, alpha=alpha, t=t) for j in range(J_cap + 2)])
     device = resolve_device(device)
     H_t = _torch_csr(H, np.float64, device)
     b = int(block_size) if block_size is not None else max(1, min(n, (256 << 20) // (32 * n)))
@@ -1153,15 +1152,15 @@ def _columns_of_t(H_t, c0, c1, theta, eps, tol, J_cap):
     used, worst = 0, 0.0
     eps_t = torch.tensor(eps, dtype=torch.float64, device=device)
     theta_t = torch.tensor(theta, dtype=torch.float64, device=device)
-    for l in range(1, J_cap + 1):
+    for step in range(1, J_cap + 1):
         torch.mm(H_t, V, out=nxt)
         V, nxt = nxt, V
-        err = eps_t[l] * (V.amax(dim=0) - V.amin(dim=0))
-        done = (err <= tol) if l < J_cap else torch.ones_like(err, dtype=torch.bool)
+        err = eps_t[step] * (V.amax(dim=0) - V.amin(dim=0))
+        done = (err <= tol) if step < J_cap else torch.ones_like(err, dtype=torch.bool)
         # Finished columns take the estimate S + eps_l V, the others the next term.
-        S.addcmul_(V, torch.where(done, eps_t[l], theta_t[l]))
+        S.addcmul_(V, torch.where(done, eps_t[step], theta_t[step]))
         if bool(done.any()):
-            used = l + 1
+            used = step + 1
             worst = max(worst, float(err[done].max()))
             out[:, active[done]] = S[:, done]
             keep = ~done

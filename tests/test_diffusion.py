@@ -9,7 +9,6 @@ import warnings
 
 import numpy as np
 import pytest
-import scipy.linalg
 import scipy.sparse as sp
 import torch
 from scipy.special import gammaln
@@ -287,7 +286,7 @@ def test_diffusion_impute_matches_dense_truncated_layers(kernel, mask, renormali
     if renormalize:
         theta = theta / theta.sum()
     Hd = H.toarray()
-    T = sum(c * np.linalg.matrix_power(Hd, l) for l, c in enumerate(theta))
+    T = sum(c * np.linalg.matrix_power(Hd, p) for p, c in enumerate(theta))
     Z = np.where(missing, 0.0, X)
     for _ in range(n_iter):
         Z = np.where(missing, T @ Z, X)
@@ -418,7 +417,7 @@ def test_rewired_graph_relative_ranking(kernel, prune_tol):
     else:  # the pruned rows, ranked the same way
         J = n_series_terms(kernel, 1e-13)
         theta = series_coefficients(kernel, J)
-        eps = np.array([truncation_error(kernel, l) for l in range(J + 1)])
+        eps = np.array([truncation_error(kernel, j) for j in range(J + 1)])
         S = np.zeros_like(T)
         for i in rows:
             S[i] = _dense_pruned_series(H.toarray(), i, theta, eps, prune_tol)[0]
@@ -437,13 +436,13 @@ def _dense_pruned_series(H, i, theta, eps, prune_tol):
     v = np.zeros(H.shape[0])
     v[i] = 1.0
     S, dropped = theta[0] * v, 0.0
-    for l in range(1, J):
+    for step in range(1, J):
         v = v @ H
-        remaining = eps[l] - eps[J]
+        remaining = eps[step] - eps[J]
         small = v * remaining < prune_tol
         dropped += v[small].sum() * remaining
         v[small] = 0
-        S += theta[l] * v
+        S += theta[step] * v
     return S, dropped + eps[J]
 
 
@@ -457,7 +456,7 @@ def test_rewired_graph_pruned_rows_and_their_exact_error(kernel, prune_tol):
     tol = 1e-6
     J = n_series_terms(kernel, tol)
     theta = series_coefficients(kernel, J)
-    eps = np.array([truncation_error(kernel, l) for l in range(J + 1)])
+    eps = np.array([truncation_error(kernel, j) for j in range(J + 1)])
     rows = np.arange(0, 60, 2)
     W, info = rewired_graph(H, rows, kernel=kernel, n_neighbors=4, prune_tol=prune_tol,
                             tol=tol)
@@ -544,8 +543,8 @@ def _gdc(A, kernel, k, dim, normalization_out):
     from torch_geometric.transforms import GDC
 
     coo = sp.coo_matrix(A)
-    diffusion = {"method": "ppr", "alpha": 0.1} if kernel == "ppr" else {"method": "heat",
-                                                                           "t": 5.0}
+    diffusion = ({"method": "ppr", "alpha": 0.1} if kernel == "ppr"
+                 else {"method": "heat", "t": 5.0})
     data = Data(edge_index=torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64)),
                 edge_attr=torch.from_numpy(coo.data.astype(np.float64)),
                 num_nodes=A.shape[0])
