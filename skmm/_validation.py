@@ -44,6 +44,21 @@ class Real(Interval):
         return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
 
 
+class FillValue(Real):
+    """A finite real number or NaN: the ``fill_value`` of a fill policy (NaN leaves the
+    entries missing)."""
+
+    def __init__(self):
+        super().__init__(None, None)
+
+    def is_satisfied_by(self, val):
+        return (isinstance(val, numbers.Real) and not isinstance(val, (bool, np.bool_))
+                and (np.isnan(val) or np.isfinite(val)))
+
+    def __str__(self):
+        return "a finite float or NaN"
+
+
 def masked_to_nan(X):
     """Return ``X`` with the masked entries of a ``numpy.ma.MaskedArray`` set to NaN.
 

@@ -93,6 +93,8 @@ def load_data(path, modalities=None, quick=False):
 def _imputer(strategy, seed):
     if strategy == "featprop":
         return FeatPropImputer()
+    if strategy == "zeros":  # the paper's name for the constant-0 fill
+        return BaselineImputer(strategy="constant", fill_value=0.0)
     return BaselineImputer(strategy=strategy, random_state=seed)
 
 

@@ -21,7 +21,7 @@ import skmm
 FAST = {"max_epochs": 2, "batch_size": 64, "device": "cpu", "random_state": 0,
         "embedding_dim": 4, "n_factors": 4, "n_content_factors": 4}
 # Extra instances for behaviour that a parameter switches.
-VARIANTS = {"BaselineImputer": [{"strategy": "zeros"}, {"strategy": "random"}]}
+VARIANTS = {"BaselineImputer": [{"strategy": "constant"}, {"strategy": "random"}]}
 
 # y is an (n_items, n_users) interaction matrix. Estimator tags declare it multi-output and
 # non-negative, so most checks pass a valid (n, 1) matrix; these checks pass a 1-d label vector

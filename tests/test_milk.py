@@ -274,7 +274,7 @@ def test_decision_function_by_hand_with_normalisation_and_mean_fill(small):
 
 def test_zero_fill_and_masked_arrays(small):
     X_tr, Y_tr, X = small["X_tr"], small["Y_tr"], small["X_miss"]
-    zeros = MILKRecommender([24, 16], fill="zeros", random_state=0,
+    zeros = MILKRecommender([24, 16], fill="constant", random_state=0,
                             **{**FAST, "max_epochs": 2}).fit(X_tr, Y_tr)
     assert not zeros.fill_values_.any()
     masked = np.ma.masked_invalid(np.where(np.isnan(X), 7.0, X))

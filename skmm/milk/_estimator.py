@@ -8,7 +8,8 @@ import torch
 from sklearn.utils._param_validation import StrOptions
 
 from .._bpr import BPRNet, RankingValidation, ValidatedEarlyStopping, training_pairs
-from .._validation import Int, Real, check_block_sizes
+from .._validation import FillValue, Int, Real, check_block_sizes
+from ..impute._base import FILL_STRATEGIES
 from ..base import _ITEM_CHUNK, BaseRecommender
 from ._module import ENVIRONMENTS, EnvironmentSampler, MILKLoss, MILKModule
 
@@ -70,10 +71,14 @@ class MILKRecommender(BaseRecommender):
         How the mixing environments are built (see Notes). ``"cyclic"`` is MILK; the others
         are the paper's ablations. ``environments="none"`` with ``invariance_weight=0`` and
         ``alignment_weight=0`` is the DUIF-like content baseline.
-    fill : {"mean", "zeros"}, default="mean"
-        Value of a missing modality before its encoder, at fit and at prediction: the mean of
-        the (L2-normalised) observed rows of that modality in the ``X`` given to :meth:`fit`,
-        or zeros. Input without NaN (e.g. from :class:`FeatPropImputer`) is not filled.
+    fill : {"mean", "constant"}, default="mean"
+        The fill policy of a missing modality before its encoder, at fit and at prediction:
+        the mean of the (L2-normalised) observed rows of that modality in the ``X`` given to
+        :meth:`fit`, or ``fill_value`` (0: the missing modality contributes only its
+        encoder's bias). Input without NaN (e.g. from :class:`FeatPropImputer`) is not
+        filled.
+    fill_value : float, default=0.0
+        The value of ``fill="constant"``, in the L2-normalised feature space.
     lr : float, default=1e-3
         Adam learning rate.
     batch_size : int, default=2048
@@ -207,7 +212,8 @@ class MILKRecommender(BaseRecommender):
         "alignment_weight": [Real(0, None)],
         "reg_weight": [Real(0, None)],
         "environments": [StrOptions(set(ENVIRONMENTS))],
-        "fill": [StrOptions({"mean", "zeros"})],
+        "fill": [StrOptions(set(FILL_STRATEGIES))],
+        "fill_value": [FillValue()],
         "patience": [Int(1)],
         "validation_interval": [Int(1)],
         "validation_fraction": [Real(0, 1, closed="left")],
@@ -216,7 +222,7 @@ class MILKRecommender(BaseRecommender):
 
     def __init__(self, modalities=None, embedding_dim=64, alpha=0.1, invariance_weight=50.0,
                  alignment_weight=0.05, reg_weight=1e-4, environments="cyclic", fill="mean",
-                 lr=1e-3, batch_size=2048, max_epochs=200, patience=3, validation_interval=1,
+                 fill_value=0.0, lr=1e-3, batch_size=2048, max_epochs=200, patience=3, validation_interval=1,
                  validation_fraction=0.1, k=20, device="auto", random_state=None, verbose=0):
         self.modalities = modalities
         self.embedding_dim = embedding_dim
@@ -226,6 +232,7 @@ class MILKRecommender(BaseRecommender):
         self.reg_weight = reg_weight
         self.environments = environments
         self.fill = fill
+        self.fill_value = fill_value
         self.lr = lr
         self.batch_size = batch_size
         self.max_epochs = max_epochs
@@ -320,13 +327,13 @@ class MILKRecommender(BaseRecommender):
         return np.sort(rng.choice(active, size=n_val, replace=False))
 
     def _fill_values(self, Z, observed, sizes):
-        values = np.zeros(Z.shape[1], dtype=np.float32)
-        if self.fill == "zeros":
+        values = np.full(Z.shape[1], self.fill_value, dtype=np.float32)
+        if self.fill == "constant":
             return values
         for m, (a, b) in enumerate(_bounds(sizes)):
             if not observed[:, m].any():
                 raise ValueError(f"modality {m} (columns {a}:{b}) is missing for every item of "
-                                 f"X, so fill='mean' has nothing to average; use fill='zeros' "
+                                 f"X, so fill='mean' has nothing to average; use fill='constant' "
                                  f"or impute it first.")
             values[a:b] = Z[observed[:, m], a:b].mean(axis=0)
         return values
