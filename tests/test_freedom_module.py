@@ -4,6 +4,7 @@ Every expected value is computed here from explicit dense matrices (the formulas
 ``shared/reference/freedom.md`` sections 1.3-1.7), never read off the implementation.
 """
 
+import copy
 import itertools
 import pickle
 
@@ -20,6 +21,8 @@ from skmm.freedom import (
     knn_neighbors,
     user_item_adjacency,
 )
+
+from .conftest import requires_cuda
 
 EPS = 1e-7
 
@@ -53,10 +56,10 @@ def dense_graph(blocks, k, weights):
 
 def dense_bipartite(R):
     """D^-1/2 A D^-1/2 of A = [[0, R], [R^T, 0]], degrees + 1e-7 (R: users x items)."""
-    U, I = R.shape
-    A = np.zeros((U + I, U + I))
-    A[:U, U:] = R
-    A[U:, :U] = R.T
+    n_users, n_items = R.shape
+    A = np.zeros((n_users + n_items,) * 2)
+    A[:n_users, n_users:] = R
+    A[n_users:, :n_users] = R.T
     d = (A > 0).sum(1) + EPS
     return A / np.sqrt(np.outer(d, d))
 
@@ -363,11 +366,12 @@ def test_forward_matches_numpy(n_layers, n_item_layers):
 
 
 @pytest.mark.parametrize("n_modalities", [1, 2, 3])
-def test_loss_matches_numpy(n_modalities):
+@pytest.mark.parametrize("batch", [6, 1])  # 1: the path projecting only the batch's rows
+def test_loss_matches_numpy(n_modalities, batch):
     module, _, M, A, _ = make_module(n_modalities=n_modalities)
-    users = torch.tensor([0, 1, 2, 3, 0, 3])
-    pos = torch.tensor([0, 3, 5, 2, 4, 1])
-    neg = torch.tensor([6, 2, 0, 4, 6, 6])
+    users = torch.tensor([0, 1, 2, 3, 0, 3])[:batch]
+    pos = torch.tensor([0, 3, 5, 2, 4, 1])[:batch]
+    neg = torch.tensor([6, 2, 0, 4, 6, 6])[:batch]
     weight = 0.1
     loss = module.loss(module(A), users, pos, neg, modality_loss_weight=weight)
     eu, ei = np_forward(module, M, A, 2, 1)
@@ -398,14 +402,38 @@ def test_gradients_reach_the_parameters_the_spec_says():
     for name, p in module.named_parameters():
         assert p.grad is not None, name
         if name.endswith("bias"):
-            # b_m cancels in <u, P_pos> - <u, P_neg>: its gradient is zero (up to rounding)
-            # in MMRec too, so the projection biases never move from their initial values.
+            # b_m cancels in <u, P_pos> - <u, P_neg>: its gradient is zero up to rounding (in
+            # MMRec too). The biases affect no loss and no score; Adam, which normalises
+            # gradients, may still move them by that rounding noise.
             np.testing.assert_allclose(p.grad.numpy(), 0, atol=1e-7)
         else:
             assert p.grad.abs().sum() > 0, name
     # Features: only the rows of the batch's items get a gradient.
     rows = np.flatnonzero(module.features[1].grad.abs().sum(1).numpy())
     np.testing.assert_array_equal(rows, np.unique(np.r_[pos.numpy(), neg.numpy()]))
+
+
+def test_projecting_only_the_batch_rows_gives_the_same_gradients():
+    # One pair of a 7-item catalogue takes the path that projects only the batch's rows.
+    module, _, _, A, _ = make_module()
+    users, pos, neg = torch.tensor([0, 1, 3]), torch.tensor([0, 3, 2]), torch.tensor([6, 2, 4])
+    for j in range(3):
+        module.loss(module(A), users[j:j + 1], pos[j:j + 1], neg[j:j + 1],
+                    modality_loss_weight=0.5).backward()
+    pair = {name: p.grad.clone() for name, p in module.named_parameters()}
+    module.zero_grad()
+    for j in range(3):  # the same loss with every item projected, indexed afterwards
+        b = slice(j, j + 1)
+        uf, itf = module(A)
+        u = uf[users[b]]
+        loss = bpr_logsigmoid(u, itf[pos[b]], itf[neg[b]])
+        for m in range(module.n_modalities):
+            P = module.projected_features(m)
+            loss = loss + 0.5 * bpr_logsigmoid(u, P[pos[b]], P[neg[b]])
+        loss.backward()
+    for name, p in module.named_parameters():
+        np.testing.assert_allclose(pair[name].numpy(), p.grad.numpy(), rtol=1e-5, atol=1e-9,
+                                   err_msg=name)
 
 
 def test_item_branch_carries_gradient_to_neighbours():
@@ -451,6 +479,14 @@ def test_zero_modality_weight_detaches_features():
     assert not torch.equal(module2.features[0].detach(), torch.as_tensor(kept[0]))
     for b, k in zip(blocks2, kept):
         np.testing.assert_array_equal(b, k)
+    # A torch tensor given as features is copied too.
+    t = torch.as_tensor(kept[0]).clone()
+    module3 = FREEDOMModule(5, 7, [t], item_knn_graph(kept[0], None, 2), A, n_factors=4)
+    with torch.no_grad():
+        module3.features[0].add_(1.0)
+    assert torch.equal(t, torch.as_tensor(kept[0]))
+    with pytest.raises(ValueError, match="modality_loss_weight"):
+        module3.loss(module3(A), users, pos, neg, modality_loss_weight=-1.0)
 
 
 def test_module_initialisation_and_buffers():
@@ -487,3 +523,48 @@ def test_module_input_errors(kwargs, error, match):
     with pytest.raises(error, match=match):
         FREEDOMModule(5, 7, args.pop("features"), args.pop("item_graph"), args.pop("adjacency"),
                       **args)
+
+
+# ----------------------------------------------------------------------------- real data, CUDA
+
+def test_item_graph_on_lastfm_matches_mmrec_transcription(data_root):
+    from skmm.datasets import load_mmrec
+
+    data = load_mmrec(data_root / "lastfm2k", ["vggish", "all-MiniLM-L6-v2"])
+    k, w = 10, 0.1
+    M = item_knn_graph(data.X, data.modalities, k, weights=[w, 1 - w]).to_dense()
+    # MMRec's get_knn_adj_mat: dense float32 cosine, torch.topk, every entry 1/k, mixed.
+    expected = torch.zeros_like(M)
+    start = 0
+    for size, weight in zip(data.modalities, (w, 1 - w)):
+        t = torch.as_tensor(data.X[:, start:start + size])
+        start += size
+        Fh = t.div(torch.norm(t, p=2, dim=-1, keepdim=True))
+        knn = torch.topk(Fh @ Fh.T, k, dim=-1).indices
+        B = torch.zeros_like(M).scatter_(1, knn, 1.0)
+        expected += weight * B / (k + EPS)
+    np.testing.assert_allclose(M.numpy(), expected.numpy(), rtol=1e-6, atol=1e-9)
+
+
+@requires_cuda
+def test_cuda_matches_cpu():
+    X = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
+    M = item_knn_graph(X, [2, 4], 3, weights=[0.1, 0.9])
+    M_cuda = item_knn_graph(X, [2, 4], 3, weights=[0.1, 0.9], device="cuda")
+    assert M_cuda.device.type == "cuda"
+    np.testing.assert_allclose(M_cuda.cpu().to_dense().numpy(), M.to_dense().numpy(),
+                               rtol=1e-6)
+    Y = small_interactions()
+    pruner, pruner_cuda = EdgePruner(Y, 0.5), EdgePruner(Y, 0.5, device="cuda")
+    # The same numpy draws keep the same edges on either device.
+    A = pruner.sample(np.random.default_rng(4)).to_dense()
+    A_cuda = pruner_cuda.sample(np.random.default_rng(4)).cpu().to_dense()
+    np.testing.assert_allclose(A_cuda.numpy(), A.numpy(), rtol=1e-6)
+    g = torch.Generator(device="cuda").manual_seed(0)
+    assert pruner_cuda.sample_edges(g).numel() == pruner.n_keep
+    with pytest.raises(ValueError, match="generator is on"):
+        pruner_cuda.sample_edges(torch.Generator().manual_seed(0))
+    module = make_module()[0]
+    on_cuda = copy.deepcopy(module).to("cuda")
+    for a, b in zip(module.final_factors(), on_cuda.final_factors()):
+        np.testing.assert_allclose(b.cpu().numpy(), a.numpy(), rtol=1e-5, atol=1e-6)
