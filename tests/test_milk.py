@@ -59,7 +59,7 @@ def random_ndcg(Y_test, k):
     return float(np.mean(n_pos / n_items * disc.sum() / idcg))
 
 
-FAST = dict(embedding_dim=16, batch_size=256, max_epochs=60, device="cpu")
+FAST = dict(embedding_dim=16, batch_size=256, max_epochs=60, validation_interval=1, device="cpu")
 DUIF = dict(environments="none", invariance_weight=0.0, alignment_weight=0.0)
 
 
@@ -147,8 +147,9 @@ def test_total_loss_by_hand():
     both = np.array([0, 3])  # distinct positives {0, 1, 3} observed in both modalities
     alignment = np.mean((P[0, both] - P[1, both]) ** 2)
     mean_item = P.mean(axis=0)
+    # The authors' term: reg * mean(|u|^2 + |i+|^2 + |i-|^2), not halved.
     norm = np.mean((U ** 2).sum(1) + (mean_item[pos] ** 2).sum(1)
-                   + (mean_item[neg] ** 2).sum(1)) / 2
+                   + (mean_item[neg] ** 2).sum(1))
     total = risks.sum() + 0.01 * norm + 0.3 * alignment + 7.0 * variance
     np.testing.assert_allclose(got["risks"].numpy(), risks, rtol=1e-5)
     assert got["variance"].item() == pytest.approx(variance, rel=1e-4)
@@ -317,8 +318,8 @@ def test_early_stopping_restores_the_best_epoch():
 
 def test_validation_interval_counts_patience_in_validations():
     X, Y = planted(300, 120, seed=2)
-    model = MILKRecommender([24, 16], patience=2, validation_interval=3, lr=0.03,
-                            random_state=0, **{**FAST, "max_epochs": 60}).fit(X, Y)
+    model = MILKRecommender([24, 16], patience=2, lr=0.03, random_state=0,
+                            **{**FAST, "max_epochs": 60, "validation_interval": 3}).fit(X, Y)
     epochs = np.array(model.history_[:, "epoch"])
     validated = [row["epoch"] for row in model.history_ if "valid_ndcg" in row]
     np.testing.assert_array_equal(validated, epochs[epochs % 3 == 0])
@@ -328,8 +329,8 @@ def test_validation_interval_counts_patience_in_validations():
     assert model.n_epochs_ < 60 and model.n_epochs_ - model.best_epoch_ == 6
     assert _validation_ndcg(model, X, Y) == pytest.approx(curve.max(), rel=1e-6)
     # Epochs after the last validation are trained but not kept.
-    short = MILKRecommender([24, 16], validation_interval=4, random_state=0,
-                            **{**FAST, "max_epochs": 6}).fit(X, Y)
+    short = MILKRecommender([24, 16], random_state=0,
+                            **{**FAST, "max_epochs": 6, "validation_interval": 4}).fit(X, Y)
     assert short.n_epochs_ == 6 and short.best_epoch_ == 4
     assert _validation_ndcg(short, X, Y) == pytest.approx(short.history_[3, "valid_ndcg"],
                                                           rel=1e-6)
@@ -528,3 +529,15 @@ def test_users_without_interactions_keep_their_initial_embedding():
     assert set(empty) >= {Y.shape[1] - 3, Y.shape[1] - 2, Y.shape[1] - 1}
     torch.testing.assert_close(three[empty], one[empty], rtol=0, atol=0)
     assert not torch.allclose(three[trained], one[trained])
+
+
+def test_default_schedule_is_the_papers():
+    """Validation every 10 epochs by default (the paper's schedule): with 25 epochs, epochs
+    10 and 20 are validated and the weights of the better of the two are kept."""
+    X, Y = planted(150, 60, seed=0)
+    params = {k: v for k, v in FAST.items() if k != "validation_interval"}
+    model = MILKRecommender([24, 16], random_state=0, **{**params, "max_epochs": 25}).fit(X, Y)
+    validated = [row["epoch"] for row in model.history_ if "valid_ndcg" in row]
+    assert validated == [10, 20] and model.n_epochs_ == 25
+    curve = [row["valid_ndcg"] for row in model.history_ if "valid_ndcg" in row]
+    assert model.best_epoch_ == validated[int(np.argmax(curve))]

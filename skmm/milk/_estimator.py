@@ -83,15 +83,17 @@ class MILKRecommender(BaseRecommender):
         Adam learning rate.
     batch_size : int, default=2048
         (user, positive, negative) triples per minibatch.
-    max_epochs : int, default=200
-        Most passes over the training interactions; every pass draws fresh negatives.
+    max_epochs : int, default=1000
+        Most passes over the training interactions (the paper's budget); every pass draws
+        fresh negatives.
     patience : int, default=3
         Stop after this many validations without a better validation NDCG@k; the weights of
         the best validated epoch are restored.
-    validation_interval : int, default=1
-        Validate every this many epochs (epochs ``n``, ``2n``, ...). The paper validates every
-        10 epochs with ``patience=3``, so that training stops 30 epochs after the best one;
-        ``python -m skmm reproduce milk`` uses that schedule.
+    validation_interval : int, default=10
+        Validate every this many epochs (epochs ``n``, ``2n``, ...). The defaults are the
+        paper's schedule: validation every 10 epochs, stopping 30 epochs after the best one.
+        Validating every epoch with the same patience stops far earlier and, on Last.fm 2K,
+        scores clearly lower (NDCG@20 about 0.26 instead of 0.30, seeds 0-2).
     validation_fraction : float in [0, 1), default=0.1
         Fraction of the items with interactions held out as cold-start validation items for
         early stopping: their interactions are removed from training and they are ranked
@@ -165,7 +167,7 @@ class MILKRecommender(BaseRecommender):
     with ``R_e = mean softplus(s_neg - s_pos)`` the BPR risk in environment ``e``, ``Var`` the
     unbiased variance over environments, ``A`` the sum over modality pairs of the mean squared
     difference between the two projections of the minibatch's distinct positive items (an
-    item missing either modality is left out of that pair), and ``N`` half the minibatch mean
+    item missing either modality is left out of that pair), and ``N`` the minibatch mean
     of ``|u|^2 + |item_pos|^2 + |item_neg|^2`` with items under equal weights.
 
     **Sampling.** Training uses only the items with interactions, minus the validation
@@ -222,8 +224,8 @@ class MILKRecommender(BaseRecommender):
 
     def __init__(self, modalities=None, embedding_dim=64, alpha=0.1, invariance_weight=50.0,
                  alignment_weight=0.05, reg_weight=1e-4, environments="cyclic", fill="mean",
-                 fill_value=0.0, lr=1e-3, batch_size=2048, max_epochs=200, patience=3, validation_interval=1,
-                 validation_fraction=0.1, k=20, device="auto", random_state=None, verbose=0):
+                 fill_value=0.0, lr=1e-3, batch_size=2048, max_epochs=1000, patience=3,
+                 validation_interval=10, validation_fraction=0.1, k=20, device="auto", random_state=None, verbose=0):
         self.modalities = modalities
         self.embedding_dim = embedding_dim
         self.alpha = alpha
