@@ -59,6 +59,23 @@ class FillValue(Real):
         return "a finite float or NaN"
 
 
+def validate_features(estimator, X, *, reset, **check_params):
+    """scikit-learn's ``validate_data`` for the item features ``X``, masked arrays as NaN.
+
+    scikit-learn's own messages say what is wrong but not always which argument ("Complex
+    data not supported"); here every ``ValueError`` names ``X``.
+    """
+    from sklearn.utils.validation import validate_data
+
+    try:
+        return validate_data(estimator, masked_to_nan(X), reset=reset, **check_params)
+    except ValueError as exc:
+        message = str(exc)
+        if "X" in message.split():
+            raise
+        raise ValueError(f"X: {message}") from None
+
+
 def masked_to_nan(X):
     """Return ``X`` with the masked entries of a ``numpy.ma.MaskedArray`` set to NaN.
 
@@ -176,8 +193,9 @@ def check_users(users, n_users, *, name="users"):
     return arr
 
 
-def check_block_sizes(modalities, n_features, *, name="modalities"):
-    """Validate column-block sizes and return them as a tuple of ints summing to n_features.
+def check_block_sizes(modalities, n_features=None, *, name="modalities"):
+    """Validate column-block sizes and return them as a tuple of ints summing to n_features
+    (any sum when ``n_features`` is None).
 
     Only a sequence of integers is accepted: a string (``"21"``), strings (``("6", "4")``),
     floats or booleans are refused rather than converted, since each conversion would be a
@@ -195,7 +213,7 @@ def check_block_sizes(modalities, n_features, *, name="modalities"):
     sizes = tuple(int(m) for m in sizes)
     if not sizes or any(m < 1 for m in sizes):
         raise ValueError(f"{name} must list positive column-block sizes, got {list(sizes)}.")
-    if sum(sizes) != n_features:
+    if n_features is not None and sum(sizes) != n_features:
         raise ValueError(f"{name}={list(sizes)} sums to {sum(sizes)} but X has {n_features} "
                          f"features; the block sizes must add up to the number of columns.")
     return sizes

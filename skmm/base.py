@@ -34,7 +34,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from ._bpr import BPRBatches, BPRLoss, BPRNet
 from ._random import seeded_global_generator
@@ -44,8 +44,8 @@ from ._validation import (
     check_interactions,
     check_users,
     interaction_target_tags,
-    masked_to_nan,
     resolve_device,
+    validate_features,
 )
 from .metrics._ranking import factor_ndcg
 from .ranking import factor_topk_per_user
@@ -124,8 +124,8 @@ class BaseRecommender(BaseEstimator):
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
     def _validate_X(self, X, reset):
-        X = validate_data(self, masked_to_nan(X), dtype=np.float32, reset=reset,
-                          ensure_all_finite="allow-nan" if self._allow_nan else True)
+        X = validate_features(self, X, dtype=np.float32, reset=reset,
+                              ensure_all_finite="allow-nan" if self._allow_nan else True)
         return np.ascontiguousarray(X)  # torch.from_numpy refuses negative strides
 
     def _train(self, make_module, pairs, sampler, rng, *, seed, device, net=BPRNet,
@@ -137,8 +137,12 @@ class BaseRecommender(BaseEstimator):
         :class:`~skmm._bpr.BPRBatches` with ``rng``. With no pair to train on the module keeps
         its initial weights (``training_pairs`` has warned). Returns the trained net.
         """
-        with seeded_global_generator(seed):
-            module = make_module()
+        try:
+            with seeded_global_generator(seed):
+                module = make_module()
+        except (RuntimeError, MemoryError) as exc:  # torch's allocator, impossible sizes
+            raise ValueError(f"{type(self).__name__} could not build its model with "
+                             f"{self._size_parameters()}: {str(exc).splitlines()[0]}") from None
         trainer = net(module, criterion=criterion, optimizer=torch.optim.Adam, lr=self.lr,
                       batch_size=self.batch_size, max_epochs=self.max_epochs,
                       iterator_train=BPRBatches, iterator_train__sampler=sampler,
@@ -151,6 +155,12 @@ class BaseRecommender(BaseEstimator):
             raise KeyboardInterrupt(f"{type(self).__name__}.fit was interrupted; the estimator "
                                     f"is left as it was before the call.")
         return trainer
+
+    def _size_parameters(self):
+        """The parameters that set the model's size, for error messages."""
+        params = self.get_params()
+        return ", ".join(f"{k}={params[k]!r}" for k in params
+                         if k.startswith("n_") or k.endswith("_dim"))
 
     @staticmethod
     def _training_summary(trainer):

@@ -46,8 +46,12 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from sklearn.utils import check_array
+from sklearn.utils._param_validation import validate_parameter_constraints, validate_params
+
 from ._blockio import RowBlocks
 from ._sparsetools import spmm_add
+from ._validation import Int, resolve_device
 
 __all__ = ["propagate_features", "propagate_groups", "propagate_reference", "ColumnPropagator",
            "column_groups"]
@@ -105,6 +109,28 @@ def _empty(shape, dtype, device):
     return torch.empty(shape, dtype=torch.from_numpy(np.zeros(0, dtype)).dtype, device=device)
 
 
+def _check_dtype(dtype):
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        dtype = None
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}.")
+    return dtype
+
+
+@validate_params(
+    {
+        "P": ["sparse matrix", "array-like"],
+        "X": ["array-like"],
+        "missing": ["array-like"],
+        "n_iter": [Int(0)],
+        "device": [str, torch.device],
+        "dtype": "no_validation",
+        "column_batch_size": [Int(1), None],
+    },
+    prefer_skip_nested_validation=True,
+)
 def propagate_features(P, X, missing, n_iter, *, device="cpu", dtype=np.float32,
                        column_batch_size=None):
     """Propagate observed feature values over ``P`` into the missing entries.
@@ -138,9 +164,21 @@ def propagate_features(P, X, missing, n_iter, *, device="cpu", dtype=np.float32,
         True where the entry is observed or some observed value reached it within ``n_iter``
         steps. Entries with False hold 0 and need a fallback.
     """
+    dtype = _check_dtype(dtype)
+    X = check_array(X, dtype=None, ensure_all_finite="allow-nan", input_name="X")
     n_items, n_features = X.shape
-    dtype = np.dtype(dtype)
-    missing = np.asarray(missing, dtype=bool)
+    missing = np.asarray(missing)
+    if missing.shape != X.shape or missing.dtype != bool:
+        raise ValueError(f"missing must be a boolean array of X's shape {X.shape}, got "
+                         f"{missing.dtype} of shape {missing.shape}.")
+    P = sp.csr_matrix(P)
+    if P.shape != (n_items, n_items):
+        raise ValueError(f"P must be a square (n_items, n_items) matrix for X's {n_items} rows, "
+                         f"got shape {P.shape}.")
+    if P.nnz and not np.isfinite(P.data).all():
+        raise ValueError("P contains NaN or infinite weights.")
+    if np.isinf(X[~missing]).any():
+        raise ValueError("X contains infinity at observed entries.")
     rows = np.flatnonzero(missing.any(axis=1))
     if rows.size == 0:
         return rows, np.zeros((0, n_features), dtype), np.zeros((0, n_features), bool)
@@ -234,6 +272,10 @@ def propagate_reference(P, X, missing, n_iter):
 _GROUP_BYTES = 1 << 30
 
 
+@validate_params(
+    {"n_features": [Int(0)], "per_column_bytes": [Int(0)], "column_batch_size": [Int(1), None]},
+    prefer_skip_nested_validation=True,
+)
 def column_groups(n_features, per_column_bytes, column_batch_size=None):
     """Split ``n_features`` columns into consecutive ``(start, stop)`` groups.
 
@@ -307,8 +349,12 @@ class ColumnPropagator:
 
     def __init__(self, P, rows, full, n_iter, *, n_features, device="cpu", dtype=np.float32,
                  column_batch_size=None):
-        self.dtype = np.dtype(dtype)
-        self.device = torch.device(device)
+        validate_parameter_constraints(
+            {"n_iter": [Int(0)], "n_features": [Int(0)], "column_batch_size": [Int(1), None]},
+            {"n_iter": n_iter, "n_features": n_features, "column_batch_size": column_batch_size},
+            caller_name="ColumnPropagator")
+        self.dtype = _check_dtype(dtype)
+        self.device = resolve_device(device)
         self.n_iter = int(n_iter)
         self.n_features = int(n_features)
         self.rows = rows

@@ -1,11 +1,21 @@
 """Splitting items into training and new (cold-start) items."""
 
-from numbers import Real
-
 import numpy as np
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import validate_params
+
+from .._validation import Real
 
 
+@validate_params(
+    {
+        "Y": ["array-like", "sparse matrix"],
+        "test_size": [Real(0, 1, closed="left")],
+        "val_size": [Real(0, 1, closed="left")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def new_item_split(Y, test_size=0.1, val_size=0.1, random_state=None):
     """Choose new items for validation and test, the MILK cold-start protocol.
 
@@ -36,9 +46,6 @@ def new_item_split(Y, test_size=0.1, val_size=0.1, random_state=None):
     (8, 1, 1)
     """
     n_items = Y.shape[0] if hasattr(Y, "shape") else len(Y)
-    for name, value in (("test_size", test_size), ("val_size", val_size)):
-        if not isinstance(value, Real) or not 0 <= value < 1:
-            raise ValueError(f"{name} must be a fraction in [0, 1), got {value!r}.")
     n_test = int(round(test_size * n_items))
     n_val = int(round(val_size * n_items))
     if n_test + n_val >= n_items:

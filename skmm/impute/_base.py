@@ -9,10 +9,10 @@ fill policies, spelled as scikit-learn spells them: ``strategy`` (or ``fallback`
 
 import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
-from sklearn.utils.validation import FLOAT_DTYPES, validate_data
+from sklearn.utils.validation import FLOAT_DTYPES
 
 from .._blockio import RowBlocks, scan_features
-from .._validation import masked_to_nan
+from .._validation import validate_features
 
 #: The fill policies shared by the imputers (``strategy`` / ``fallback`` values).
 FILL_STRATEGIES = ("mean", "constant")
@@ -35,9 +35,8 @@ class BaseImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         stays a view of its file); the caller then checks for infinities block by block
         (:func:`~skmm._blockio.scan_features`).
         """
-        X = masked_to_nan(X)
-        return validate_data(self, X, dtype=FLOAT_DTYPES, reset=reset, copy=False,
-                             ensure_all_finite=False if lazy else "allow-nan")
+        return validate_features(self, X, dtype=FLOAT_DTYPES, reset=reset, copy=False,
+                                 ensure_all_finite=False if lazy else "allow-nan")
 
     def _scan(self, X, *, copy_to=None):
         """One pass over ``X``: masks, statistics, infinities refused, empty columns refused."""

@@ -253,8 +253,8 @@ def _check_inputs(Y_true, scores, exclude):
     scores = np.asarray(scores)
     if scores.ndim != 2:
         raise ValueError(f"scores must be 2-d (n_items, n_users), got shape {scores.shape}.")
-    if not np.issubdtype(scores.dtype, np.number):
-        raise TypeError(f"scores must be numeric, got dtype {scores.dtype}.")
+    if not np.issubdtype(scores.dtype, np.number) or np.iscomplexobj(scores):
+        raise TypeError(f"scores must be real numbers, got dtype {scores.dtype}.")
     shape = Y_true.shape if sp.issparse(Y_true) else np.shape(Y_true)
     if tuple(shape) != scores.shape:
         raise ValueError(f"Y_true and scores must have the same shape (n_items, n_users); got "
