@@ -47,7 +47,7 @@ from ._validation import (
     resolve_device,
     validate_features,
 )
-from .metrics._ranking import factor_ndcg
+from .metrics._ranking import evaluate_factors, factor_ndcg
 from .ranking import factor_topk_per_user
 
 # Items scored at once by decision_function: bounds the device memory of a large catalogue.
@@ -288,6 +288,38 @@ class BaseRecommender(BaseEstimator):
         keep = top.ravel() >= 0
         return sp.csr_matrix((np.ones(keep.sum(), dtype=bool), (top.ravel()[keep], cols[keep])),
                              shape=(_n_rows(X), self.n_users_))
+
+    def evaluate(self, X, y, *, metrics=("recall", "ndcg"), k=None):
+        """Top-k metrics of the rows of ``X`` against held-out interactions ``y``.
+
+        Each user ranks the rows of ``X`` only, with the fitted interactions of recognised
+        rows excluded (as :meth:`recommend`), in blocks (the score matrix is never built).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_items, n_features)
+            The items to rank.
+        y : {array-like, sparse matrix} of shape (n_items, n_users)
+            Their held-out interactions with the fitted users.
+        metrics : sequence of {"recall", "ndcg", "precision", "hit_rate"}, \
+                default=("recall", "ndcg")
+            The metrics, as :func:`skmm.metrics.evaluate_factors` computes them.
+        k : int, default=None
+            Cut-off; None uses the estimator's ``k``.
+
+        Returns
+        -------
+        values : dict
+            The mean of each metric over the users with a positive in ``y`` (NaN, with an
+            ``UndefinedMetricWarning``, when there is none).
+        """
+        k = self.k if k is None else _check_param("k", k, Int(1), "evaluate")
+        U, V, seen = self._scores_inputs(X)
+        Y = check_interactions(y, V.shape[0], name="y")
+        if Y.shape[1] != self.n_users_:
+            raise ValueError(f"y has {Y.shape[1]} user columns but the model was fitted on "
+                             f"{self.n_users_} users.")
+        return evaluate_factors(Y, U, V, k=k, exclude=seen, metrics=metrics)
 
     def score(self, X, y):
         """Mean NDCG@k of the rows of ``X`` over the users with a positive in ``y``.

@@ -2,7 +2,8 @@
 
 from ._missing import simulate_missing
 from ._mmrec import load_mmrec
-from ._split import new_item_split
+from ._split import interaction_split, new_item_split
 from ._synthetic import make_multimodal
 
-__all__ = ["load_mmrec", "make_multimodal", "new_item_split", "simulate_missing"]
+__all__ = ["interaction_split", "load_mmrec", "make_multimodal", "new_item_split",
+           "simulate_missing"]

@@ -7,12 +7,13 @@ from ._ranking import (
     precision_at_k,
     recall_at_k,
 )
-from ._scorer import make_topk_scorer
+from ._scorer import make_topk_scorer, make_warm_start_scorer
 
 __all__ = [
     "evaluate_factors",
     "hit_rate_at_k",
     "make_topk_scorer",
+    "make_warm_start_scorer",
     "ndcg_at_k",
     "precision_at_k",
     "recall_at_k",
