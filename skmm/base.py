@@ -26,7 +26,6 @@ is never pickled, and does not change results).
 """
 
 import copy
-import hashlib
 import threading
 
 import numpy as np
@@ -37,6 +36,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._bpr import BPRBatches, BPRLoss, BPRNet
+from ._rows import RowIndex
 from ._random import seeded_global_generator
 from ._validation import (
     Int,
@@ -47,7 +47,7 @@ from ._validation import (
     resolve_device,
     validate_features,
 )
-from .metrics._ranking import evaluate_factors, factor_ndcg
+from .metrics._ranking import evaluate_factors
 from .ranking import factor_topk_per_user
 
 # Items scored at once by decision_function: bounds the device memory of a large catalogue.
@@ -85,6 +85,17 @@ class BaseRecommender(BaseEstimator):
     #: Whether ``X`` may hold NaN (missing modalities).
     _allow_nan = False
 
+    def __init__(self, *, lr, batch_size, max_epochs, k, device, random_state, verbose):
+        # Subclasses list every parameter in their own signature (scikit-learn's get_params
+        # reads it) and hand the shared ones here.
+        self.lr = lr
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.k = k
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
     # ------------------------------------------------------------------ fitting
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -113,7 +124,7 @@ class BaseRecommender(BaseEstimator):
             setattr(self, name, value)
         self.interactions_ = Y
         self.n_users_ = Y.shape[1]
-        self._fitted_rows = _RowIndex(X)
+        self._fitted_rows = RowIndex(X)
         self._scoring = _ScoringCache()
         return self
 
@@ -342,12 +353,7 @@ class BaseRecommender(BaseEstimator):
             is never built); NaN, with an ``UndefinedMetricWarning``, when no user has a
             positive in ``y``.
         """
-        U, V, seen = self._scores_inputs(X)
-        Y = check_interactions(y, V.shape[0], name="y")
-        if Y.shape[1] != self.n_users_:
-            raise ValueError(f"y has {Y.shape[1]} user columns but the model was fitted on "
-                             f"{self.n_users_} users.")
-        return factor_ndcg(Y, U, V, k=self.k, exclude=seen)
+        return self.evaluate(X, y, metrics=("ndcg",))["ndcg"]
 
     # ------------------------------------------------------------------ state
 
@@ -396,45 +402,3 @@ class _ScoringCache:
             if key not in self._store:
                 self._store[key] = build()
             return self._store[key]
-
-
-class _RowIndex:
-    """Which fitted items a row of content is: 128-bit digests of the fitted rows.
-
-    A row is each fitted item whose row it equals bit for bit (several when fitted items share
-    their content). When the whole matrix is the fitted one, row for row, row ``i`` is item
-    ``i`` alone, duplicates or not.
-    """
-
-    def __init__(self, X):
-        self.digests = _row_digests(X)
-        self.order = np.argsort(self.digests, kind="stable")
-        self.sorted = self.digests[self.order]
-
-    def match(self, X):
-        """``(items, matches)``: per row the one fitted item it is (-1 when none or several),
-        and the sparse (n_rows, n_fitted) matrix of every match."""
-        digests = _row_digests(X)
-        n, n_fitted = len(digests), len(self.digests)
-        if digests.shape == self.digests.shape and np.array_equal(digests, self.digests):
-            items = np.arange(n)
-            return items, sp.csr_matrix((np.ones(n, np.float32), items, np.arange(n + 1)),
-                                        shape=(n, n_fitted))
-        lo = np.searchsorted(self.sorted, digests, side="left")
-        counts = np.searchsorted(self.sorted, digests, side="right") - lo
-        starts = np.zeros(n, np.int64)
-        np.cumsum(counts[:-1], out=starts[1:])
-        positions = np.arange(counts.sum()) + np.repeat(lo - starts, counts)
-        indptr = np.concatenate(([0], np.cumsum(counts)))
-        matches = sp.csr_matrix((np.ones(positions.size, np.float32), self.order[positions],
-                                 indptr), shape=(n, n_fitted))
-        items = np.full(n, -1, np.int64)
-        items[counts == 1] = self.order[lo[counts == 1]]
-        return items, matches
-
-
-def _row_digests(X):
-    """One 16-byte BLAKE2b digest of the raw bytes of each row of a float32 matrix."""
-    X = np.ascontiguousarray(X)
-    return np.array([hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in X],
-                    dtype="S16")

@@ -209,5 +209,3 @@ def factor_topk_per_user(user_factors, item_factors, users, k, *, exclude=None,
     return _ranked_blocks(block_fn, users, n_items, k, exclude=exclude,
                           user_batch_size=user_batch_size, item_batch_size=item_batch_size,
                           owned=True, check_nan=False)
-
-

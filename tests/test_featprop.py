@@ -190,7 +190,8 @@ def test_fallbacks_and_no_graph():
     means = np.nanmean(X, axis=0)
     out = FeatPropImputer(device="cpu").fit_transform(X, Y)
     np.testing.assert_allclose(out[-5:], np.tile(means, (5, 1)))
-    assert np.isnan(FeatPropImputer(fallback="constant", fill_value=np.nan, device="cpu").fit_transform(X, Y)[-5:]).all()
+    left_missing = FeatPropImputer(fallback="constant", fill_value=np.nan, device="cpu")
+    assert np.isnan(left_missing.fit_transform(X, Y)[-5:]).all()
     assert (FeatPropImputer(fallback="constant", device="cpu").fit_transform(X, Y)[-5:] == 0).all()
     # Without interactions there is no graph: everything takes the fallback.
     with pytest.warns(UserWarning, match="got no y"):
@@ -363,7 +364,7 @@ def small_blocks(monkeypatch):
 def test_memmap_equals_in_memory_exactly(tmp_path, small_blocks, monkeypatch, mode, dtype,
                                          column_batch_size, engine):
     if engine == "whole":  # the multi-threaded torch loop that tall matrices take
-        import skmm.propagation as propagation
+        import skmm._propagator as propagation
 
         monkeypatch.setattr(propagation, "_block_width", lambda *args: None)
     X, X_map, Y = _memmap_problem(tmp_path, mode, dtype)

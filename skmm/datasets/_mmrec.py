@@ -15,7 +15,6 @@ _COLUMNS = ("userID", "itemID", "x_label")
     {"path": [str, os.PathLike], "modalities": [list, tuple, None], "inter_file": [str, None]},
     prefer_skip_nested_validation=True,
 )
-
 def load_mmrec(path, modalities=None, *, inter_file=None):
     """Load an MMRec-format folder: an ``.inter`` TSV and one ``.npy`` feature file per modality.
 
@@ -57,20 +56,7 @@ def load_mmrec(path, modalities=None, *, inter_file=None):
     if not np.isin(labels, (0, 1, 2)).all():
         raise ValueError(f"{inter.name} has x_label values other than 0, 1, 2.")
 
-    if modalities is None:
-        modalities = sorted(p.stem for p in path.glob("*.npy"))
-    bad = [m for m in modalities if not isinstance(m, str)]
-    if bad:
-        raise TypeError(f"modalities must be a list of feature-file names (str), got {bad}.")
-    blocks, names = [], []
-    for name in modalities:
-        f = path / f"{name}.npy"
-        if not f.is_file():
-            raise FileNotFoundError(f"modality file {f} not found (modalities={list(modalities)};"
-                                    f" the folder has {sorted(p.stem for p in path.glob('*.npy'))}"
-                                    f").")
-        blocks.append(_read_features(f))
-        names.append(name)
+    blocks, names = _read_modalities(path, modalities)
     n_items = int(items.max()) + 1 if items.size else 0
     if blocks:
         rows = {b.shape[0] for b in blocks}
@@ -102,6 +88,24 @@ def load_mmrec(path, modalities=None, *, inter_file=None):
         feature_names=np.array([f"{n}_{i}" for n, b in zip(names, blocks)
                                 for i in range(b.shape[1])], dtype=object),
     )
+
+
+def _read_modalities(path, modalities):
+    """The feature blocks named by ``modalities`` (every .npy file when None), and names."""
+    if modalities is None:
+        modalities = sorted(p.stem for p in path.glob("*.npy"))
+    bad = [m for m in modalities if not isinstance(m, str)]
+    if bad:
+        raise TypeError(f"modalities must be a list of feature-file names (str), got {bad}.")
+    blocks = []
+    for name in modalities:
+        f = path / f"{name}.npy"
+        if not f.is_file():
+            raise FileNotFoundError(f"modality file {f} not found (modalities={list(modalities)};"
+                                    f" the folder has {sorted(p.stem for p in path.glob('*.npy'))}"
+                                    f").")
+        blocks.append(_read_features(f))
+    return blocks, list(modalities)
 
 
 def _read_columns(inter, header):

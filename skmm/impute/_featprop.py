@@ -271,47 +271,28 @@ class FeatPropImputer(BaseImputer):
                              f"dtype={self.dtype!r} in which they would be propagated; use "
                              f"dtype='float64'.")
         fill = fill_row(self.fallback, self.fill_value, scan.means, X.dtype)
-        rows, partial = scan.rows, np.flatnonzero(~scan.full)
-
-        graph, prop, build = None, None, 0.0
-        if Y is not None:
-            tic = time.perf_counter()
-            graph = cointeraction_graph(Y, self.n_neighbors, symmetric=self.symmetric,
-                                        weighting=self.weighting, batch_size=self.batch_size)
-            build = time.perf_counter() - tic
-            if rows.size:
-                P = normalize_adjacency(graph, self.normalization, dtype=dtype, copy=False)
-                prop = ColumnPropagator(P, rows, scan.full, self.n_iter, n_features=n_features,
-                                        device=device, dtype=dtype,
-                                        column_batch_size=self.column_batch_size)
-                del P
+        tic = time.perf_counter()
+        graph = None if Y is None else cointeraction_graph(
+            Y, self.n_neighbors, symmetric=self.symmetric, weighting=self.weighting,
+            batch_size=self.batch_size)
+        build = time.perf_counter() - tic
         del Y
+        prop = None
+        if graph is not None and scan.rows.size:
+            P = normalize_adjacency(graph, self.normalization, dtype=dtype, copy=False)
+            prop = ColumnPropagator(P, scan.rows, scan.full, self.n_iter, n_features=n_features,
+                                    device=device, dtype=dtype,
+                                    column_batch_size=self.column_batch_size)
+            del P
         groups = (prop.column_groups() if prop is not None else
-                  column_groups(n_features, rows.size * (X.dtype.itemsize + 1),
+                  column_groups(n_features, scan.rows.size * (X.dtype.itemsize + 1),
                                 self.column_batch_size))
         tic = time.perf_counter()
         reader = RowBlocks(X, _IO_BYTES)
-        writer = ResultWriter(X, reader, rows, groups, out, out_file)
-        masks = lambda c0, c1: unpack_columns(scan.packed, c0, c1)  # noqa: E731
-        n_prop = n_missing = 0
-        for g, (c0, c1, m, raw_p, values, reached) in enumerate(
-                _groups(prop, reader, masks, groups, rows, partial)):
-            # The imputed rows: observed entries as they are, missing ones the fallback...
-            final = writer.slab(g)
-            if raw_p is not None:
-                final[partial] = raw_p
-            np.copyto(final, fill[c0:c1], where=m)
-            n_missing += int(np.count_nonzero(m))
-            if values is not None:
-                # ... or, where propagation reaches them, the propagated values.
-                reach = m & reached
-                if not np.isfinite(values[reach]).all():
-                    raise ValueError(f"propagation overflowed dtype={self.dtype!r} (X's values "
-                                     f"are too large for it); use dtype='float64'.")
-                np.copyto(final, values, where=reach, casting="unsafe")
-                n_prop += int(np.count_nonzero(reach))
-            writer.put(g, final)
+        writer = ResultWriter(X, reader, scan.rows, groups, out, out_file)
+        n_prop, n_missing = self._write_groups(writer, prop, reader, scan, groups, fill)
         fitted = writer.finish()
+        rows = scan.rows
         if self.verbose and graph is not None:
             print(f"[FeatPropImputer] graph: {graph.nnz} edges in {build:.2f}s; propagation "
                   f"of {rows.size} rows x {self.n_iter} steps in {len(groups)} column group(s) "
@@ -328,6 +309,31 @@ class FeatPropImputer(BaseImputer):
         # those of the result at the observed entries).
         self._fit_rows, self._fit_packed = rows, scan.packed
         self._fill = fill
+
+    def _write_groups(self, writer, prop, reader, scan, groups, fill):
+        """Impute column group after column group into ``writer``; returns the number of
+        propagated and of missing entries."""
+        partial = np.flatnonzero(~scan.full)
+        masks = lambda c0, c1: unpack_columns(scan.packed, c0, c1)  # noqa: E731
+        n_prop = n_missing = 0
+        for g, (c0, c1, m, raw_p, values, reached) in enumerate(
+                _groups(prop, reader, masks, groups, scan.rows, partial)):
+            # The imputed rows: observed entries as they are, missing ones the fallback...
+            final = writer.slab(g)
+            if raw_p is not None:
+                final[partial] = raw_p
+            np.copyto(final, fill[c0:c1], where=m)
+            n_missing += int(np.count_nonzero(m))
+            if values is not None:
+                # ... or, where propagation reaches them, the propagated values.
+                reach = m & reached
+                if not np.isfinite(values[reach]).all():
+                    raise ValueError(f"propagation overflowed dtype={self.dtype!r} (X's values "
+                                     f"are too large for it); use dtype='float64'.")
+                np.copyto(final, values, where=reach, casting="unsafe")
+                n_prop += int(np.count_nonzero(reach))
+            writer.put(g, final)
+        return n_prop, n_missing
 
     def _fitted_result(self):
         F = self._fitted_matrix()

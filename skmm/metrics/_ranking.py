@@ -19,6 +19,7 @@ from ..ranking import _all_finite, check_factors, factor_topk_per_user, topk_per
 
 METRICS = ("recall", "ndcg", "precision", "hit_rate")
 
+
 def _evaluate(Y_true, ranked, *, k, metrics):
     """Per-user metrics from ``ranked(users)``, an iterator of (batch, top, values)."""
     n_items, n_users = Y_true.shape
@@ -229,22 +230,6 @@ def evaluate_factors(Y_true, user_factors, item_factors, *, k=20, exclude=None,
                       f"positive in Y_true.", UndefinedMetricWarning, stacklevel=3)
         return {m: float("nan") for m in metrics}
     return {m: float(result[m].mean()) for m in metrics}
-
-
-def factor_ndcg(Y_true, user_factors, item_factors, *, k, exclude=None, warn=True):
-    """Mean NDCG@k of a factor model, as a recommender's ``score`` returns it.
-
-    :func:`evaluate_factors` on ``y``; when no user has a positive the result is NaN, with an
-    ``UndefinedMetricWarning`` naming ``y`` if ``warn``.
-    """
-    values = evaluate_factors(Y_true, user_factors, item_factors, k=k, exclude=exclude,
-                              metrics=("ndcg",), per_user=True)["ndcg"]
-    if values.size == 0:
-        if warn:
-            warnings.warn("NDCG@k is undefined: no user has a positive in y.",
-                          UndefinedMetricWarning, stacklevel=3)
-        return float("nan")
-    return float(values.mean())
 
 
 def _check_inputs(Y_true, scores, exclude):

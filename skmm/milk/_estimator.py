@@ -13,6 +13,7 @@ from ..impute._base import FILL_STRATEGIES
 from ..base import _ITEM_CHUNK, BaseRecommender
 from ._module import ENVIRONMENTS, EnvironmentSampler, MILKLoss, MILKModule
 
+
 class _MILKNet(BPRNet):
     """BPR net whose loss draws the minibatch's environments and records the MILK terms."""
 
@@ -177,6 +178,12 @@ class MILKRecommender(BaseRecommender):
     content into training). Interactions of a user who interacted with every training item
     have no negative and are skipped.
 
+    **Input.** ``fit(X, y)`` takes the item content (NaN or a masked array marks missing
+    entries) and the interactions, items as rows. A user (column) without interactions among
+    these items keeps its initial embedding, so its scores are uninformative; such columns are
+    allowed so that cross-validation over items never fails on a fold that holds all of a
+    user's items.
+
     **Missing modalities.** A modality block with any NaN entry counts as missing for that
     item; it is replaced by ``fill_values_`` before its encoder and left out of the
     alignment term.
@@ -225,7 +232,10 @@ class MILKRecommender(BaseRecommender):
     def __init__(self, modalities=None, embedding_dim=64, alpha=0.1, invariance_weight=50.0,
                  alignment_weight=0.05, reg_weight=1e-4, environments="cyclic", fill="mean",
                  fill_value=0.0, lr=1e-3, batch_size=2048, max_epochs=1000, patience=3,
-                 validation_interval=10, validation_fraction=0.1, k=20, device="auto", random_state=None, verbose=0):
+                 validation_interval=10, validation_fraction=0.1, k=20, device="auto",
+                 random_state=None, verbose=0):
+        super().__init__(lr=lr, batch_size=batch_size, max_epochs=max_epochs, k=k,
+                         device=device, random_state=random_state, verbose=verbose)
         self.modalities = modalities
         self.embedding_dim = embedding_dim
         self.alpha = alpha
@@ -235,39 +245,11 @@ class MILKRecommender(BaseRecommender):
         self.environments = environments
         self.fill = fill
         self.fill_value = fill_value
-        self.lr = lr
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
         self.patience = patience
         self.validation_interval = validation_interval
         self.validation_fraction = validation_fraction
-        self.k = k
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
 
     # ----------------------------------------------------------------------------- fitting
-
-    def fit(self, X, y):
-        """Learn encoders and user embeddings from the interactions ``y`` of the items ``X``.
-
-        Parameters
-        ----------
-        X : array-like or numpy.ma.MaskedArray of shape (n_items, n_features)
-            Item content, one column block per modality; ``np.nan`` (or the mask) marks
-            missing entries.
-        y : {array-like, sparse matrix} of shape (n_items, n_users)
-            Interactions, items as rows; any non-zero value is one interaction. A user
-            (column) without interactions among these items keeps its initial embedding, so
-            its scores are uninformative; such columns are allowed so that cross-validation
-            over items never fails on a fold that holds all of a user's items.
-
-        Returns
-        -------
-        self : MILKRecommender
-            The fitted recommender.
-        """
-        return super().fit(X, y)
 
     def _fit(self, X, Y, *, seed, device):
         sizes = self._block_sizes(X.shape[1])

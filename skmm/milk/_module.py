@@ -214,8 +214,8 @@ class MILKLoss(nn.Module):
     def __init__(self, reg_weight=1e-4, alignment_weight=0.05, invariance_weight=50.0):
         super().__init__()
         validate_parameter_constraints(
-            {name: [Real(0, None)] for name in ("reg_weight", "alignment_weight",
-                                                 "invariance_weight")},
+            {name: [Real(0, None)]
+             for name in ("reg_weight", "alignment_weight", "invariance_weight")},
             {"reg_weight": reg_weight, "alignment_weight": alignment_weight,
              "invariance_weight": invariance_weight}, caller_name="MILKLoss")
         self.reg_weight = reg_weight

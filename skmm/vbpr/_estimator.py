@@ -97,6 +97,10 @@ class VBPRRecommender(BaseRecommender):
 
     Notes
     -----
+    **Input.** ``fit(X, y)`` takes complete item content (impute missing modalities first,
+    e.g. with :class:`FeatPropImputer` in a :class:`~sklearn.pipeline.Pipeline`) and the
+    training interactions, items as rows.
+
     **Warm start.** VBPR learns an ID factor per item, so it scores the items it was fitted
     on, for the users it was fitted on. The rows of ``X`` given to :meth:`decision_function`,
     :meth:`recommend`, :meth:`predict` and :meth:`score` must be fitted items, recognised by
@@ -128,36 +132,13 @@ class VBPRRecommender(BaseRecommender):
     def __init__(self, n_factors=10, n_content_factors=10, reg_weight=0.01, bias_reg=0.01,
                  projection_reg=0.0, lr=0.005, batch_size=100, max_epochs=50, k=20,
                  device="auto", random_state=None, verbose=0):
+        super().__init__(lr=lr, batch_size=batch_size, max_epochs=max_epochs, k=k,
+                         device=device, random_state=random_state, verbose=verbose)
         self.n_factors = n_factors
         self.n_content_factors = n_content_factors
         self.reg_weight = reg_weight
         self.bias_reg = bias_reg
         self.projection_reg = projection_reg
-        self.lr = lr
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.k = k
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-
-    def fit(self, X, y):
-        """Train on the interactions ``y`` of the items ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_items, n_features)
-            Complete item content (impute missing modalities first, e.g. with
-            :class:`FeatPropImputer` in a :class:`~sklearn.pipeline.Pipeline`).
-        y : {array-like, sparse matrix} of shape (n_items, n_users)
-            Training interactions, items as rows.
-
-        Returns
-        -------
-        self : VBPRRecommender
-            The fitted recommender.
-        """
-        return super().fit(X, y)
 
     def _fit(self, X, Y, *, seed, device):
         pairs, sampler = training_pairs(Y)
