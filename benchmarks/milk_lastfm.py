@@ -85,7 +85,7 @@ def run(root, seeds, out, models=tuple(MODELS), settings=("FTMT", "MTMT"), first
                 continue
             for name in models:
                 params = MODELS[name]
-                for fill in ("mean", "zeros") if name in ZERO_FILL else ("mean",):
+                for fill in ("mean", "constant") if name in ZERO_FILL else ("mean",):
                     tic = time.perf_counter()
                     model = MILKRecommender(
                         data.modalities, fill=fill, random_state=seed,

@@ -66,7 +66,7 @@ print(
 # (``validation_fraction=0.1``), so the split below needs no validation part.
 
 common = dict(
-    lr=0.01, batch_size=512, max_epochs=100, patience=5, device="cpu"
+    lr=0.01, batch_size=512, max_epochs=100, patience=5, validation_interval=1, device="cpu"
 )
 
 

@@ -96,6 +96,7 @@ pipe = Pipeline(
                 batch_size=1024,
                 max_epochs=40,
                 patience=3,
+                validation_interval=1,
                 device="cpu",
                 random_state=0,
             ),

@@ -16,7 +16,7 @@ def run_demo(n_items=3000, n_users=1500, seeds=3, out=print):
 
     data = make_multimodal(n_items, n_users, (128, 64), density=0.02, random_state=0)
     methods = {
-        "zeros": lambda s: BaselineImputer(strategy="zeros"),
+        "zeros": lambda s: BaselineImputer(strategy="constant", fill_value=0.0),
         "mean": lambda s: BaselineImputer(strategy="mean"),
         "random": lambda s: BaselineImputer(strategy="random", random_state=s),
         "featprop": lambda s: FeatPropImputer(),

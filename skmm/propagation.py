@@ -46,9 +46,11 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ._blockio import RowBlocks
 from ._sparsetools import spmm_add
 
-__all__ = ["propagate_features", "ColumnPropagator", "column_groups"]
+__all__ = ["propagate_features", "propagate_groups", "propagate_reference", "ColumnPropagator",
+           "column_groups"]
 
 # Below this many columns per block the sparse product loses more to short rows than it gains
 # from the cache, so a matrix too tall for the cache runs unblocked (memory-bound).
@@ -147,13 +149,85 @@ def propagate_features(P, X, missing, n_iter, *, device="cpu", dtype=np.float32,
                             device=device, dtype=dtype, column_batch_size=column_batch_size)
     values = np.empty((rows.size, n_features), dtype)
     reached = np.empty((rows.size, n_features), bool)
-    for c0, c1 in prop.column_groups():
-        m = miss_r[:, c0:c1]
-        m_p = m[prop.partial]
-        x_p = prop.known_values(X[rows[prop.partial], c0:c1], m_p) if prop.partial.size else None
-        values[:, c0:c1] = prop.propagate(c0, c1, lambda a, b: X[prop.used, a:b], x_p, m_p)
-        reached[:, c0:c1] = prop.reached(m)
+    for c0, c1, _, _, v, r in propagate_groups(prop, RowBlocks(X),
+                                               lambda a, b: miss_r[:, a:b]):
+        values[:, c0:c1], reached[:, c0:c1] = v, r
     return rows, values, reached
+
+
+def propagate_groups(prop, reader, masks):
+    """Propagate a :class:`ColumnPropagator`'s column groups one after another.
+
+    The one column-group loop of skmm: :func:`propagate_features` and the imputers run it.
+    Each group needs only its own columns of the rows that carry weight, read through
+    ``reader`` (a :class:`~skmm._blockio.RowBlocks` over ``X``, which reads a memory map
+    block by block).
+
+    Parameters
+    ----------
+    prop : ColumnPropagator
+        The prepared graph side.
+    reader : RowBlocks
+        Reads ``X``.
+    masks : callable
+        ``masks(c0, c1)`` returns the missing mask of columns ``c0:c1`` of the rows
+        ``prop.rows``, shape (n_rows, c1 - c0).
+
+    Yields
+    ------
+    c0, c1 : int
+        The group's columns.
+    missing : ndarray of bool, shape (n_rows, c1 - c0)
+        Its missing mask.
+    observed : ndarray of shape (n_partial, c1 - c0) or None
+        The raw values (NaN included) of the partially observed rows ``prop.partial``.
+    values : ndarray of shape (n_rows, c1 - c0)
+        The rows after propagation (observed entries as given, in ``prop.dtype``).
+    reached : ndarray of bool, shape (n_rows, c1 - c0)
+        True where the entry is observed or some observed value reached it.
+    """
+    rows, partial, used = prop.rows, prop.partial, prop.used
+    for c0, c1 in prop.column_groups():
+        m = masks(c0, c1)
+        m_p = m[partial]
+        raw_p = reader.gather(rows[partial], c0, c1) if partial.size else None
+        x_p = prop.known_values(raw_p, m_p) if partial.size else None
+        if reader.mapped:
+            # One read of the group's source rows from the file, sliced by every block.
+            x_k = reader.gather(used, c0, c1)
+            read_used = lambda a, b, x_k=x_k, c0=c0: x_k[:, a - c0:b - c0]  # noqa: E731
+        else:
+            read_used = lambda a, b: reader.X[used, a:b]  # noqa: E731
+        values = prop.propagate(c0, c1, read_used, x_p, m_p)
+        yield c0, c1, m, raw_p, values, prop.reached(m)
+
+
+def propagate_reference(P, X, missing, n_iter):
+    """Feature propagation as the paper writes it: every row, every step, in float64.
+
+    ``Z <- P Z`` then the observed entries reset to their values, ``n_iter`` times, from
+    zeros at the missing entries. A readable reference for the fast missing-block engine
+    (:func:`propagate_features` returns the same values on its rows), not for large data.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from skmm.propagation import propagate_reference
+    >>> P = sp.csr_matrix(np.array([[0, 1.0], [1.0, 0]]))
+    >>> X = np.array([[2.0], [np.nan]])
+    >>> propagate_reference(P, X, np.isnan(X), n_iter=1)
+    array([[2.],
+           [2.]])
+    """
+    P = sp.csr_matrix(P, dtype=np.float64)
+    missing = np.asarray(missing, dtype=bool)
+    known = np.where(missing, 0.0, np.asarray(X, dtype=np.float64))
+    Z = known.copy()
+    for _ in range(int(n_iter)):
+        Z = P @ Z
+        Z[~missing] = known[~missing]
+    return Z
 
 
 # Bytes that one column group's propagation arrays may take when ``column_batch_size`` is None.

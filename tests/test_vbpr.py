@@ -28,7 +28,7 @@ def test_score_is_the_vbpr_formula():
         for n, (u, i) in enumerate(zip(users.numpy(), items.numpy())):
             expected = b[i] + gu[u] @ gi[i] + tu[u] @ (E @ F[i]) + bp @ F[i]
             assert np.isclose(s_pos[n].item(), expected, atol=1e-5)
-        U, V = m.factor_matrices(f)
+        U, V = m.factor_matrices()
         full = (U @ V.T).numpy()
         expected = (b[None, :] + F @ bp + gu @ gi.T + tu @ (F @ E.T).T)
         np.testing.assert_allclose(full, expected, atol=1e-5)
@@ -129,9 +129,11 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="NaN"):
         VBPRRecommender(device="cpu").fit(X, data.Y)
     model = VBPRRecommender(max_epochs=1, device="cpu", random_state=0).fit(data.X, data.Y)
+    np.testing.assert_array_equal(model.decision_function(data.X[[7, 3]]),
+                                  model.decision_function(data.X)[[7, 3]])  # rows recognised
     with pytest.raises(ValueError, match="warm-start"):
-        model.decision_function(data.X[:10])
-    with pytest.raises(ValueError, match="k must be"):
+        model.decision_function(data.X[:10] + 1)
+    with pytest.raises(ValueError, match="'k' parameter of recommend"):
         model.recommend(data.X, k=0)
 
 

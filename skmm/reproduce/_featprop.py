@@ -52,6 +52,8 @@ def _vbpr(random_state, **params):
 def _baseline(strategy, random_state):
     from ..impute import BaselineImputer
 
+    if strategy == "zeros":  # the paper's name for the constant-0 fill
+        return BaselineImputer(strategy="constant", fill_value=0.0)
     return BaselineImputer(strategy=strategy, random_state=random_state)
 
 
