@@ -85,6 +85,11 @@ def test_featprop_experiment_writes_csv_plot_and_table(tmp_path):
     assert config["rates"] == [0.5] and config["model"] == "vbpr"
     assert config["model_params"] == {"max_epochs": 1, "batch_size": 1024, "lr": 0.005}
     assert config["data"]["n_items"] == data.X.shape[0]
+    # Every estimator parameter, defaults included: a changed default is another configuration.
+    from skmm import FeatPropImputer, VBPRRecommender
+
+    assert config["estimators"]["model"]["n_factors"] == VBPRRecommender().n_factors
+    assert config["estimators"]["featprop"]["n_neighbors"] == FeatPropImputer().n_neighbors
     header, table = rp.summarize(rows, ("rate", "strategy"))
     assert header[:2] == ["rate", "strategy"] and len(table) == 4
     assert "50%" in rp.format_table(header, table)

@@ -155,3 +155,14 @@ def check_seeds(seeds):
         raise ValueError(f"seeds must be a positive int or distinct ints in [0, 2**31), got "
                          f"{seeds!r}.")
     return tuple(int(s) for s in seeds)
+
+
+def estimator_params(estimator):
+    """An estimator's parameters for a configuration file: every one, defaults included (so
+    that a changed default is a changed configuration), except ``random_state``, which the
+    seed sets."""
+    import json
+
+    params = estimator.get_params(deep=False)
+    params.pop("random_state", None)
+    return json.loads(json.dumps(params, default=repr))

@@ -12,7 +12,7 @@ from numbers import Real
 from typing import Callable
 
 from ._report import data_reading, plot_curves
-from ._experiment import Experiment, Report, Task, check_seeds
+from ._experiment import Experiment, Report, Task, check_seeds, estimator_params
 from ._runner import run_experiments
 
 FEATPROP_RATES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -170,7 +170,9 @@ def featprop_experiment(data, *, seeds=5, rates=None, model="vbpr", model_params
                  "ndcg@20": float, "seconds": float},
         key=("rate", "strategy", "seed"),
         config={"model": model, "model_params": params, "rates": list(rates),
-                "imputers": list(strategies)},
+                "imputers": list(strategies),
+                "estimators": {"model": estimator_params(spec.make(0, **params)),
+                               **{s: estimator_params(IMPUTERS[s](0)) for s in strategies}}},
         report=report)
 
 

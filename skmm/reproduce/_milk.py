@@ -9,7 +9,7 @@ from functools import partial
 
 from ._data import interactions
 from ._report import data_reading, plot_bars
-from ._experiment import Experiment, Report, Task, check_seeds
+from ._experiment import Experiment, Report, Task, check_seeds, estimator_params
 from ._runner import run_experiments
 
 MILK_SETTINGS = ("FTFT", "FTMT", "MTMT")
@@ -72,6 +72,19 @@ def milk_fit(data, *, seed, train, model, impute, models, params):
             "epochs": milk.n_epochs_, "seconds": seconds,
         })
     return rows
+
+
+def _estimators(data, names, params):
+    """Every parameter of the estimators a run fits, for its configuration file."""
+    from ..impute import FeatPropImputer
+    from ..milk import MILKRecommender
+
+    milk = {n: estimator_params(MILKRecommender(data.modalities,
+                                                **{**MILK_SCHEDULE, **MILK_MODELS[n], **params}))
+            for n in names}
+    for p in milk.values():
+        p.pop("validation_fraction")  # set per seed, from the split
+    return {**milk, "FeatProp": estimator_params(FeatPropImputer())}
 
 
 def _label(model, impute):
@@ -150,7 +163,8 @@ def milk_experiment(data, *, seeds=5, milk_params=None, models=None, quick=False
                  "ndcg@20": float, "epochs": int, "seconds": float},
         key=("setting", "model", "seed"),
         config={"models": {n: MILK_MODELS[n] for n in names}, "schedule": MILK_SCHEDULE,
-                "milk_params": params, "protocol": _PROTOCOL},
+                "milk_params": params, "protocol": _PROTOCOL,
+                "estimators": _estimators(data, names, params)},
         report=report)
 
 
