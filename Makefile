@@ -38,7 +38,7 @@ test: venv
 # CSV and PNG files in skmm_out/. One torch thread: the models are small, and extra threads
 # only add synchronisation on a small or busy machine.
 demo: venv
-	$(PY) -m skmm reproduce all --quick --threads 1 --out skmm_out
+	$(PY) -m skmm reproduce all --quick --threads 1 --out skmm_out --overwrite
 
 $(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
 	$(PY) -m pip install -q -e ".[bench]"
