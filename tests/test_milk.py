@@ -541,3 +541,61 @@ def test_default_schedule_is_the_papers():
     assert validated == [10, 20] and model.n_epochs_ == 25
     curve = [row["valid_ndcg"] for row in model.history_ if "valid_ndcg" in row]
     assert model.best_epoch_ == validated[int(np.argmax(curve))]
+
+
+def _adam(params, grads, state, lr, t, b1=0.9, b2=0.999, eps=1e-8):
+    """torch.optim.Adam's update (defaults, no weight decay), in numpy."""
+    for name, g in grads.items():
+        m, v = state.setdefault(name, (np.zeros_like(g), np.zeros_like(g)))
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        state[name] = (m, v)
+        params[name] = params[name] - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+
+
+def test_steps_equal_a_numpy_bpr_content_model(monkeypatch):
+    """MILK without environments and penalties is a BPR content model: u . mean_m(W_m x_m + b_m).
+    Three epochs (one batch each) against gradients derived by hand and Adam in numpy."""
+    from skmm._random import seeded_global_generator
+
+    X, Y = planted(80, 40, seed=5)
+    sizes, lr, seed, epochs = (24, 16), 0.01, 3, 3
+    seen = {}
+
+    def spy(Y, candidates=None):
+        seen["pairs"], seen["sampler"] = training_pairs(Y, candidates)
+        return seen["pairs"], seen["sampler"]
+
+    monkeypatch.setattr(milk_estimator, "training_pairs", spy)
+    model = MILKRecommender(list(sizes), embedding_dim=6, lr=lr, batch_size=10_000,
+                            max_epochs=epochs, validation_fraction=0.0, reg_weight=0.0, **DUIF,
+                            device="cpu", random_state=seed).fit(X, Y)
+    # The same initial weights, pairs and batches, from the fit's seed (their construction is
+    # tested elsewhere: this test checks the objective, its gradients and the optimiser).
+    Z = np.concatenate([b / np.linalg.norm(b, axis=1, keepdims=True)
+                        for b in np.split(X.astype(np.float64), [sizes[0]], axis=1)], axis=1)
+    with seeded_global_generator(seed):
+        init = MILKModule(Y.shape[1], sizes, 6)
+    p = {k: v.double().numpy() for k, v in init.state_dict().items()}
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[1])
+    batches = BPRBatches(Dataset(seen["pairs"], None), 10_000, seen["sampler"], rng)
+    blocks = np.split(Z, [sizes[0]], axis=1)
+    state = {}
+    for t in range(1, epochs + 1):
+        (batch, _), = list(batches)
+        u, i, j = (batch[key].numpy() for key in ("users", "pos", "neg"))
+        enc = lambda items: sum(blocks[m][items] @ p[f"encoders.{m}.weight"].T  # noqa: E731
+                                + p[f"encoders.{m}.bias"] for m in range(2)) / 2
+        U, Vp, Vn = p["user_embedding.weight"][u], enc(i), enc(j)
+        g = 1 / (1 + np.exp(-((U * Vn).sum(1) - (U * Vp).sum(1)))) / len(u)  # d softplus / B
+        grads = {"user_embedding.weight": np.zeros_like(p["user_embedding.weight"])}
+        np.add.at(grads["user_embedding.weight"], u, g[:, None] * (Vn - Vp))
+        dV_pos, dV_neg = -g[:, None] * U, g[:, None] * U
+        for m in range(2):
+            grads[f"encoders.{m}.weight"] = (dV_pos.T @ blocks[m][i] + dV_neg.T @ blocks[m][j]) / 2
+            # A bias shifts the positive and the negative score alike: its exact gradient is
+            # zero, so Adam only amplifies rounding noise there (in torch as in numpy).
+            np.testing.assert_allclose(dV_pos.sum(0) + dV_neg.sum(0), 0, atol=1e-12)
+        _adam(p, grads, state, lr, t)
+    got = {k: v.double().numpy() for k, v in model.module_.state_dict().items()}
+    for name in grads:
+        np.testing.assert_allclose(got[name], p[name], rtol=1e-4, atol=1e-6, err_msg=name)
