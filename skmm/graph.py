@@ -51,6 +51,8 @@ _BLOCK_WORK = 1 << 22
 _SELECT_ENTRIES = 1 << 18
 # Chunks per row, per kept slot, from which the per-row lower bound is taken (see _candidates).
 _CHUNKS_PER_SLOT = 4
+# Entries per chunk, at least: fewer chunks cost less to reduce than they save in sorting.
+_MIN_CHUNK = 4
 
 _INT32_MAX = np.iinfo(np.int32).max
 
@@ -664,24 +666,26 @@ def _top_rows(indptr, cols, vals, start, k, sim, by_column):
 
     The best ``k + 1`` entries of the row in the total order (key descending, column
     ascending) are found, the diagonal is dropped and the first ``k`` kept: exact whether or not
-    the diagonal is among them. Only the candidates of :func:`_candidates` are sorted; ties of
-    real-valued keys go to the smaller column through ``lexsort``.
+    the diagonal is among them. Only the candidates of :func:`_candidates` are sorted, and
+    only the first ``k + 1`` of each row are read back.
     """
     n_rows = len(indptr) - 1
-    lengths = np.diff(indptr)
     if len(cols) == 0:
         return np.zeros(n_rows, np.int64), cols, vals
     key = sim.rank_key(vals, cols, lambda: start + _entry_rows(indptr))
-    cand = _candidates(key, indptr, lengths, k + 1)
-    row = np.searchsorted(indptr, cand, side="right") - 1
+    cand = _candidates(key, indptr, np.diff(indptr), k + 1)
+    # ``cand`` is ascending, so each row's candidates form one segment.
+    cand_ptr = np.searchsorted(cand, indptr)
+    per_row = np.diff(cand_ptr)
+    row = np.repeat(np.arange(n_rows), per_row)
+    take = np.minimum(per_row, k + 1)
+    pos = np.arange(take.sum()) + np.repeat(cand_ptr[:-1] - _offsets(take), take)
     if sim.name == "count":
-        row, col, val = _sorted_count_candidates(row, key[cand], len(sim.degree), vals.dtype)
+        col, val = _best_counts(row, key[cand], pos, len(sim.degree), vals.dtype)
     else:
-        order = np.lexsort((cols[cand], -key[cand], row))
-        row, col, val = row[order], cols[cand][order], vals[cand][order]
-    # The first k + 1 candidates of each row, then the diagonal dropped, then the first k.
-    keep = _first_per_row(row, n_rows, k + 1)
-    row, col, val = row[keep], col[keep], val[keep]
+        best = cand[_rank_order(row, key[cand], cols[cand])[pos]]
+        col, val = cols[best], vals[best]
+    row = row[pos]
     off_diagonal = col != row + start
     row, col, val = row[off_diagonal], col[off_diagonal], val[off_diagonal]
     keep = _first_per_row(row, n_rows, k)
@@ -695,51 +699,71 @@ def _top_rows(indptr, cols, vals, start, k, sim, by_column):
 def _candidates(key, indptr, lengths, n_best):
     """Indices of the entries that may be among their row's ``n_best`` best keys.
 
-    A row longer than ``G = 4 * n_best`` is cut into ``G`` chunks; their maxima are ``G``
-    distinct entries, so the ``n_best``-th largest of them is a lower bound on the row's
-    ``n_best``-th largest key, and every entry below it can be dropped. Entries equal to it are
-    kept, so ties at the cut are resolved later, exactly. One reduction and one comparison pass
-    over the block replace sorting it: typically a few times ``n_best`` entries per row remain.
+    A row is cut into chunks of at least 8 entries, at most ``G = 4 * n_best`` of them. When it
+    has at least ``n_best`` chunks, their maxima are distinct entries, so the ``n_best``-th
+    largest of them is a lower bound on the row's ``n_best``-th largest key, and every entry
+    below it can be dropped; shorter rows are kept whole. Entries equal to the bound are kept,
+    so ties at the cut are resolved later, exactly. One reduction and one comparison pass over
+    the block replace sorting it: on long rows a few times ``n_best`` entries remain.
     """
     G = _CHUNKS_PER_SLOT * n_best
-    long = lengths > G
-    if not long.any():
+    step = np.maximum(lengths // G, _MIN_CHUNK)
+    n_chunks = np.minimum(lengths // step, G)  # the last chunk takes the remainder
+    cut = n_chunks >= n_best
+    if not cut.any():
         return np.arange(len(key))
-    # Chunk starts, row by row: G per long row, one per other non-empty row, so that each
-    # reduceat segment ends where the next chunk (or row) begins.
-    n_chunks = np.where(long, G, lengths > 0)
+    # Chunk starts, row by row (one chunk for a row that is kept whole), so that each reduceat
+    # segment ends where the next chunk (or row) begins.
+    n_chunks = np.where(cut, n_chunks, lengths > 0)
     chunk_row = np.repeat(np.arange(len(lengths)), n_chunks)
     within = np.arange(len(chunk_row)) - np.repeat(_offsets(n_chunks), n_chunks)
-    starts = indptr[:-1][chunk_row] + within * np.where(long, lengths // G, 0)[chunk_row]
-    maxima = np.maximum.reduceat(key, starts)[long[chunk_row]].reshape(-1, G)
+    starts = indptr[:-1][chunk_row] + within * step[chunk_row]
+    maxima = np.maximum.reduceat(key, starts)
+    # The maxima of the cut rows in a (rows, G) table, padded with the lowest key, so that one
+    # partition along the rows finds every row's n_best-th largest.
     lowest = np.iinfo(key.dtype).min if key.dtype.kind == "i" else -np.inf
+    in_cut = cut[chunk_row]
+    table = np.full((int(cut.sum()), G), lowest, key.dtype)
+    table[(np.cumsum(cut) - 1)[chunk_row[in_cut]], within[in_cut]] = maxima[in_cut]
     bound = np.full(len(lengths), lowest, key.dtype)
-    bound[long] = np.partition(maxima, G - n_best, axis=1)[:, G - n_best]
+    bound[cut] = np.partition(table, G - n_best, axis=1)[:, G - n_best]
     return np.flatnonzero(key >= np.repeat(bound, lengths))
 
 
-def _sorted_count_candidates(row, key, n_cols, dtype):
-    """Count candidates sorted by row, count descending, column ascending, as
-    ``(row, col, count)``.
+def _best_counts(row, key, pos, n_cols, dtype):
+    """Columns and counts at positions ``pos`` of the count candidates in rank order.
 
     The keys ``c * n_cols - col`` are distinct within a row, so one in-place sort of a packed
     int64 key (row, then key descending) orders them, and the column and count are decoded from
     it: no argsort and no gathers (sorting keys is several times faster than argsort).
     """
-    if len(key) == 0:
-        return row, key.astype(np.int64), key.astype(dtype)
     hi, lo = int(key.max()), int(key.min())
     span = hi - lo + 1
     if (int(row[-1]) + 1) * span >= (1 << 62):  # pragma: no cover - astronomically large keys
-        order = np.lexsort((-key, row))
-        row, key = row[order], key[order]
+        key = key[np.lexsort((-key, row))][pos]
     else:
-        packed = row * span + (hi - key)
+        packed = row * span
+        packed += hi - key
         packed.sort()
-        row, rest = np.divmod(packed, span)
-        key = hi - rest
+        # Rows keep their segments in the sort, so the row part is known: no int64 division.
+        key = hi - (packed[pos] - row[pos] * span)
     count = -(-key // n_cols)  # key = c * n_cols - col with 0 <= col < n_cols
-    return row, count * n_cols - key, count.astype(dtype)
+    return count * n_cols - key, count.astype(dtype)
+
+
+def _rank_order(row, key, col):
+    """The permutation sorting float keys by row ascending, key descending, column ascending.
+
+    The keys are replaced by their dense ranks (equal keys, equal ranks: ties stay exact), so
+    that one argsort of a packed int64 key does the work of a three-key lexsort.
+    """
+    _, rank = np.unique(key, return_inverse=True)
+    n_ranks, n_cols = int(rank.max()) + 1, int(col.max()) + 1
+    if (int(row[-1]) + 1) * n_ranks * n_cols >= (1 << 62):  # pragma: no cover - huge blocks
+        return np.lexsort((col, -key, row))
+    packed = (row * n_ranks + (n_ranks - 1 - rank)) * n_cols
+    packed += col
+    return np.argsort(packed)
 
 
 def _first_per_row(row, n_rows, n):

@@ -116,8 +116,10 @@ def _weightings(similarity):
 @pytest.mark.parametrize("similarity,params", SIM_CASES, ids=SIM_IDS)
 @pytest.mark.parametrize("symmetric", [False, True], ids=["directed", "symmetric"])
 def test_matches_dense_reference(similarity, params, symmetric):
-    for seed, k in [(0, 3), (1, 7)]:
-        Y = _catalogue(seed)
+    # The long rows of the 200-item catalogue, and k = 1, 2, exercise the candidate filter on
+    # rows of tens of chunks with remainders.
+    for seed, k, n_items in [(0, 3, 90), (1, 7, 90), (2, 1, 200), (3, 2, 200)]:
+        Y = _catalogue(seed, n_items=n_items, n_users=150 if n_items > 100 else 60)
         for weighting in _weightings(similarity):
             A = cointeraction_graph(Y, k, similarity=similarity, symmetric=symmetric,
                                     weighting=weighting, **params)
