@@ -114,8 +114,11 @@ def cointeraction_graph(Y, n_neighbors=20, *, similarity="count", shrink=0.0,
     degrees below :math:`2^{17}` (cosine) or :math:`2^{25}` (Jaccard) two different exact values
     never round to the same float, so order and ties are exact. The other cases rank by the
     float64 value of the formula, computed the same way whatever ``batch_size`` or the number of
-    threads (``tfidf``/``bm25`` sum :math:`w_u` in increasing user order): deterministic, and
-    exact up to float64 rounding of the similarity.
+    threads: deterministic, and exact up to float64 rounding of the similarity. ``tfidf``
+    without shrinkage and ``bm25`` rank row ``i`` by :math:`\sum_u w_u g_j` (users in
+    increasing order, :math:`g_j = q_j^{-1/2}` or :math:`f_j`), summed by the sparse product
+    itself, and :math:`s_{ij} = g_i \sum_u w_u g_j`: the two directions of a pair may then
+    differ in the last bits of float64 (the symmetric union keeps the larger).
 
     Parameters
     ----------
@@ -398,8 +401,11 @@ class _Similarity:
     """One similarity, with the per-item (and per-user) quantities its formula needs.
 
     ``vals`` below are what the sparse product delivers for an entry: the co-count
-    :math:`c_{ij}` (count-based similarities) or the weighted sum :math:`S_{ij}`
-    (``"tfidf"``/``"bm25"``). ``rows`` are the entries' global row indices.
+    :math:`c_{ij}` (count-based similarities) or a weighted sum (``"tfidf"``/``"bm25"``):
+    :math:`\\sum_u w_u g_j` when the column factor ``g`` is folded into the product (its
+    right operand holds :math:`g_j` instead of 1), so that the sum is already the ranking key
+    and no per-entry gather is needed, else :math:`S_{ij}`. ``rows`` are the entries' global
+    row indices.
     """
 
     name: str
@@ -408,6 +414,12 @@ class _Similarity:
     degree: np.ndarray  # d_i as float64 (exact: degrees are < 2**53)
     user_weight: object = None  # w_u = idf_u ** 2, for the weighted product
     item_factor: object = None  # q_i (tfidf) or f_i (bm25)
+    column_factor: object = None  # g_j folded into the product: q_j ** -0.5 (tfidf) or f_j
+
+    @property
+    def folded(self):
+        """Whether the product's sums already carry the column factor."""
+        return self.column_factor is not None
 
     @property
     def weighted(self):
@@ -431,6 +443,8 @@ class _Similarity:
             c *= c
             c /= self.degree[cols]
             return c
+        if self.folded:
+            return vals  # sum_u w_u g_j: the row's factor g_i drops out
         return self.value(vals, cols, rows())
 
     def value(self, vals, cols, rows):
@@ -445,6 +459,8 @@ class _Similarity:
             return v / (d[rows] ** self.alpha * d[cols] ** (1 - self.alpha) + lam)
         if self.name == "jaccard":
             return v / (d[rows] + d[cols] - v + lam)
+        if self.folded:  # s_ij = g_i * sum_u w_u g_j
+            return v * self.column_factor[rows]
         f = self.item_factor
         if self.name == "tfidf":
             return v / (np.sqrt(f[rows] * f[cols]) + lam)
@@ -483,7 +499,13 @@ def _similarity(Y, name, shrink, alpha, k1, b):
         mean = degree.mean() if n_items else 1.0
         length_norm = (1.0 - b) + b * degree / (mean if mean > 0 else 1.0)
         factor = (k1 + 1.0) / (k1 * length_norm + 1.0)
-    return _Similarity(name, float(shrink), alpha, degree, user_weight, factor)
+    if name == "bm25":
+        column = factor
+    elif shrink == 0:  # tfidf: 1/sqrt(q_j); q_j = 0 only if every w_u of j is 0 (no entries)
+        column = np.divide(1.0, np.sqrt(factor), out=np.zeros_like(factor), where=factor > 0)
+    else:  # shrinkage does not factor: the plain sums, and the formula per entry
+        column = None
+    return _Similarity(name, float(shrink), alpha, degree, user_weight, factor, column)
 
 
 # ------------------------------------------------------------------------------------------
@@ -510,7 +532,9 @@ def _top_neighbours(Y, k, sim, batch_size, *, by_column):
     left = np.ones(Y.nnz, vdtype) if not sim.weighted else sim.user_weight[Y.indices]
     Yi = sp.csr_matrix((left, Y.indices.astype(idx, copy=False),
                         Y.indptr.astype(idx, copy=False)), shape=Y.shape)
-    Yt = sp.csr_matrix((np.ones(Y.nnz, vdtype), Y.indices, Y.indptr), shape=Y.shape).T.tocsr()
+    right = (np.ones(Y.nnz, vdtype) if not sim.folded else
+             np.repeat(sim.column_factor, np.diff(Y.indptr)))
+    Yt = sp.csr_matrix((right, Y.indices, Y.indptr), shape=Y.shape).T.tocsr()
     Yt.indptr, Yt.indices = Yt.indptr.astype(idx, copy=False), Yt.indices.astype(idx, copy=False)
 
     n_threads = _n_threads()
