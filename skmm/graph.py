@@ -11,7 +11,7 @@ Where the time goes, and why the code looks the way it does (1M items, 10M inter
 * The counts ``C[block] = Y[block] @ Y.T`` are a sparse product; scipy's kernel is
   single-threaded but releases the GIL, so blocks run on ``torch.get_num_threads()`` Python
   threads. Counts are accumulated in int16 where the item degrees allow it: the kernel's dense
-  accumulator is then a quarter of the float64 one and stays in cache longer.
+  accumulator is then half the int32 one and stays in cache longer (about 10% faster).
 * Keeping the top ``k`` of every row must not sort all of the block's entries (most of them are
   count-1 pairs that never make the cut). :func:`_candidates` finds, per row, a lower bound on
   the ``(k + 1)``-th best key from the maxima of a few chunks of the row, in one vectorised pass,
@@ -377,9 +377,8 @@ def _check_Y(Y):
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"Y must hold real interaction values (bool, int or float), got "
                             f"dtype {arr.dtype}.")
-        if arr.ndim != 2:
-            raise ValueError(f"Y must be a 2-d interaction matrix of shape (n_items, n_users), "
-                             f"got an array of shape {arr.shape}.")
+        if arr.ndim != 2:  # check_interactions' own shape error, naming Y
+            return check_interactions(arr, arr.shape[0] if arr.ndim else 0, name="Y")
         Y = sp.csr_matrix(arr)
     data = Y.data.astype(np.float64)
     signs = np.where(np.isfinite(data), np.sign(data), data)
