@@ -43,7 +43,8 @@ from pathlib import Path
 
 import numpy as np
 from _machine import RESULT_TAG, run_in_fresh_process
-from bench_featprop import _peak_mb, graph_stats, powerlaw_interactions, wait_until_quiet
+from _machine import peak_rss_mb as _peak_mb
+from bench_featprop import graph_stats, powerlaw_interactions, wait_until_quiet
 
 CASES = {  # name: None (real data) or (n_items, n_users, n_interactions)
     "baby": None,

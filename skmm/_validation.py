@@ -115,9 +115,12 @@ def check_interactions(Y, n_items, *, name="y"):
     else:
         try:
             arr = np.asarray(Y)
-        except Exception as exc:  # pragma: no cover - exotic containers
-            raise TypeError(f"{name} must be a scipy sparse matrix or an array-like, got "
-                            f"{type(Y).__name__}.") from exc
+        except (TypeError, ValueError) as exc:  # ragged lists, exotic containers
+            raise ValueError(f"{name} could not be read as a 2-d array of interactions: "
+                             f"{exc}") from None
+        if arr.dtype.kind in "USV":
+            raise TypeError(f"{name} must hold numeric interaction values, got dtype "
+                            f"{arr.dtype}.")
         if arr.dtype == object:
             # Wording shared with scikit-learn's label checks, which look for it.
             raise TypeError(f"Unknown label type: {name} must hold numeric interaction values, "

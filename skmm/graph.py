@@ -355,35 +355,16 @@ def _reject_bool(**params):
 
 
 def _check_Y(Y):
-    """``Y`` as a binary CSR matrix, with the checks of :func:`check_interactions`.
-
-    The dtype and dimension checks come first, so that strings, complex numbers and arrays of
-    the wrong rank get an error naming ``Y``. ``check_interactions`` casts values to float32
-    before it drops zeros, which turns tiny positive values into zeros; it is therefore handed
-    the signs of the values (NaN and inf kept, so that its checks still see them).
-    """
-    if sp.issparse(Y):
-        if Y.dtype.kind not in "biuf":
-            raise TypeError(f"Y must hold real interaction values, got dtype {Y.dtype}.")
-        if Y.ndim != 2:  # pragma: no cover - scipy's sparse arrays are 2-d here
-            raise ValueError(f"Y must be 2-d, got shape {Y.shape}.")
-        Y = sp.csr_matrix(Y)
+    """``Y`` as a binary CSR matrix (:func:`~skmm._validation.check_interactions`, the one
+    check of interaction matrices), its rows the items."""
+    if Y is None or isinstance(Y, (str, bytes)) or np.isscalar(Y):
+        raise TypeError(f"Y must be an (n_items, n_users) interaction matrix, got {Y!r}.")
+    shape = getattr(Y, "shape", None)
+    if shape is not None:
+        n_items = shape[0] if len(shape) else 0
     else:
-        try:
-            arr = np.asarray(Y)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"Y could not be read as a 2-d array of interactions: {exc}") \
-                from exc
-        if arr.dtype.kind not in "biuf":
-            raise TypeError(f"Y must hold real interaction values (bool, int or float), got "
-                            f"dtype {arr.dtype}.")
-        if arr.ndim != 2:  # check_interactions' own shape error, naming Y
-            return check_interactions(arr, arr.shape[0] if arr.ndim else 0, name="Y")
-        Y = sp.csr_matrix(arr)
-    data = Y.data.astype(np.float64)
-    signs = np.where(np.isfinite(data), np.sign(data), data)
-    Y = sp.csr_matrix((signs, Y.indices, Y.indptr), shape=Y.shape)
-    return check_interactions(Y, Y.shape[0], name="Y")
+        n_items = len(Y) if hasattr(Y, "__len__") else 0
+    return check_interactions(Y, n_items, name="Y")
 
 
 def _check_weighting(weighting, sim):

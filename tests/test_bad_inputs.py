@@ -13,6 +13,7 @@ import scipy.sparse as sp
 import torch
 
 from skmm import BaselineImputer, FeatPropImputer, MILKRecommender, VBPRRecommender
+from skmm.graph import cointeraction_graph
 from skmm.datasets import load_mmrec, make_multimodal, new_item_split, simulate_missing
 from skmm.metrics import evaluate_factors, make_topk_scorer, ndcg_at_k, recall_at_k
 from skmm.milk import EnvironmentSampler, MILKLoss, MILKModule
@@ -135,6 +136,7 @@ CASES = {
     "type/rng-int": (lambda: EnvironmentSampler(2, "cyclic", 0.1, 3), TypeError, "rng"),
     "type/y-none": (lambda: VBPRRecommender().fit(X, None), ValueError, "y"),
     "type/y-scalar": (lambda: FeatPropImputer().fit(X_MISS, 3), ValueError, "y"),
+    "type/graph-Y-none": (lambda: cointeraction_graph(None), TypeError, "Y"),
     "type/load_mmrec-modalities-str": (lambda: load_mmrec(".", "img"), (TypeError, ValueError),
                                        "modalities"),
     # ----------------------------------------------------------------------------- devices

@@ -13,7 +13,7 @@ from sklearn.metrics.pairwise import nan_euclidean_distances
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
 
-from skmm import FeatPropImputer, cointeraction_graph, simulate_missing
+from skmm import FeatPropImputer, simulate_missing
 
 from .conftest import random_interactions, requires_cuda
 
@@ -86,23 +86,6 @@ def test_matches_dense_reference(normalization, weighting, symmetric, mask):
     n_missing = int(np.isnan(X_miss).sum())
     assert imputer.n_propagated_ + imputer.n_fallback_ == n_missing
     assert imputer.n_fallback_ >= 8  # at least the isolated items' entries
-
-
-def test_ties_and_zero_counts_in_graph():
-    # Item 0 shares one user with items 1, 2 and 3 (a three-way tie) and none with item 4.
-    Y = sp.csr_matrix(np.array([[1, 0, 0], [1, 1, 0], [1, 0, 1], [1, 0, 0], [0, 0, 0]]))
-    A = cointeraction_graph(Y, n_neighbors=2).toarray()
-    np.testing.assert_array_equal(A[0], [0, 1, 1, 0, 0])  # the smaller indices win the tie
-    assert A[4].sum() == 0 and A[:, 4].sum() == 0  # zero-count pairs are never edges
-    A_many = cointeraction_graph(Y, n_neighbors=10).toarray()
-    np.testing.assert_array_equal(A_many[1], [1, 0, 1, 1, 0])  # fewer than k: no filler edges
-    assert np.all(np.diag(A_many) == 0)
-
-
-def test_count_weighting_keeps_counts():
-    Y = sp.csr_matrix(np.array([[1, 1, 1], [1, 1, 0], [1, 0, 0]]))
-    A = cointeraction_graph(Y, n_neighbors=5, weighting="count").toarray()
-    np.testing.assert_array_equal(A, [[0, 2, 1], [2, 0, 1], [1, 1, 0]])
 
 
 def test_equivalent_to_torch_geometric():
