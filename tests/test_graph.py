@@ -19,7 +19,6 @@ from skmm.graph import (
     normalize_adjacency,
 )
 
-from .conftest import random_interactions
 
 # ------------------------------------------------------------------------------------------
 # A dense reference, one pair at a time
@@ -97,7 +96,8 @@ def _catalogue(seed, n_items=90, n_users=60):
 
 SIM_CASES = [
     ("count", {}), ("cosine", {}), ("cosine", {"shrink": 2.0}),
-    ("asymmetric_cosine", {"asymmetric_alpha": 0.2}), ("asymmetric_cosine", {"asymmetric_alpha": 0.8, "shrink": 1.0}),
+    ("asymmetric_cosine", {"asymmetric_alpha": 0.2}),
+    ("asymmetric_cosine", {"asymmetric_alpha": 0.8, "shrink": 1.0}),
     ("jaccard", {}), ("jaccard", {"shrink": 0.5}), ("tfidf", {}), ("tfidf", {"shrink": 0.3}),
     ("bm25", {}), ("bm25", {"bm25_k1": 3.0, "bm25_b": 0.3}),
 ]
