@@ -265,10 +265,8 @@ def plot_robustness(rows, title, *, lost_order=(), model_order=(), metric="ndcg@
                                   if v not in model_order]
     fig, axes = plt.subplots(1, len(lost), figsize=(5.2 * len(lost), 4.6), sharey=True,
                              squeeze=False)
-    # One colour per model, dashed behind the imputer.
-    base = list(dict.fromkeys(m.split(" + ")[0] for m in models))
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    colors = {m: cycle[base.index(m.split(" + ")[0]) % len(cycle)] for m in models}
+    colors = {m: cycle[i % len(cycle)] for i, m in enumerate(models)}
     handles = {}
     for ax, modality in zip(axes[0], lost):
         for j, model in enumerate(models):
@@ -280,9 +278,11 @@ def plot_robustness(rows, title, *, lost_order=(), model_order=(), metric="ndcg@
             # Lines side by side by a point or two, so that error bars do not hide each other.
             offset = (j - (len(models) - 1) / 2) * 1.2
             handles[model] = ax.errorbar([100 * s + offset for s in share], mean, yerr=std,
-                                         marker="o", capsize=3, label=model,
-                                         color=colors[model],
-                                         linestyle="--" if " + " in model else "-")
+                                         capsize=3, label=model, color=colors[model],
+                                         # Behind an imputer: dashed, open squares.
+                                         **({"linestyle": "--", "marker": "s",
+                                             "markerfacecolor": "white"} if " + " in model
+                                            else {"marker": "o"}))
         ax.set_title(f"{modality} lost", fontsize="medium")
         ax.set_xlabel(f"test items missing {modality} (%)")
         ax.set_xticks([0, 25, 50, 75, 100])
