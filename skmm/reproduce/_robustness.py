@@ -171,6 +171,15 @@ def robustness_experiment(data, *, seeds=5, shares=None, models=None, milk_param
     Returns
     -------
     experiment : Experiment
+
+    Examples
+    --------
+    >>> from skmm.reproduce import default_data, robustness_experiment
+    >>> experiment = robustness_experiment(default_data(quick=True), seeds=2, quick=True)
+    >>> len(experiment.tasks)  # one fit per seed and model
+    4
+    >>> len(experiment.tasks[0].rows)  # 2 modalities lost x 5 shares x with/without FeatProp
+    20
     """
     seeds = check_seeds(seeds)
     shares = ROBUSTNESS_SHARES if shares is None else tuple(shares)
