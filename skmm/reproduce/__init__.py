@@ -13,6 +13,7 @@ How it is organised, one concept per module:
   in parallel processes if asked, writes and resumes their CSVs, and stops cleanly on Ctrl-C;
 * ``_featprop`` and ``_milk``: the two papers' experiments, with the registries of what they
   compare (:data:`IMPUTERS`, :data:`DOWNSTREAM_MODELS`, :data:`MILK_MODELS`);
+  ``_robustness``: MILK's robustness curve as the share of new items missing a modality grows;
 * ``_report``: tables, readings and plots; ``_files``: the results folder; ``_data``: the data.
 
 A new experiment is a function that returns an :class:`Experiment`; nothing in the runner
@@ -34,6 +35,12 @@ from ._featprop import (
 )
 from ._files import RefusedError
 from ._milk import MILK_MODELS, MILK_SCHEDULE, MILK_SETTINGS, milk_experiment, reproduce_milk
+from ._robustness import (
+    ROBUSTNESS_MODELS,
+    ROBUSTNESS_SHARES,
+    reproduce_robustness,
+    robustness_experiment,
+)
 from ._report import (
     REPRODUCTION_PAGE,
     check_matplotlib,
@@ -46,13 +53,16 @@ from ._runner import Interrupted, run_experiments
 
 #: The experiments of ``python -m skmm reproduce``, by name: a function of the data and the
 #: command's options that returns the :class:`Experiment`.
-EXPERIMENTS = {"featprop": featprop_experiment, "milk": milk_experiment}
+EXPERIMENTS = {"featprop": featprop_experiment, "milk": milk_experiment,
+               "milk-robustness": robustness_experiment}
 
 __all__ = [
     "DOWNSTREAM_MODELS", "EXPERIMENTS", "FEATPROP_RATES", "FEATPROP_STRATEGIES", "IMPUTERS",
     "MILK_MODELS", "MILK_SCHEDULE", "MILK_SETTINGS", "QUICK_RATES", "REPRODUCTION_PAGE",
+    "ROBUSTNESS_MODELS", "ROBUSTNESS_SHARES",
     "DownstreamModel", "Experiment", "Interrupted", "RefusedError", "Report", "Task",
     "check_matplotlib", "check_seeds", "data_signature", "default_data", "featprop_experiment",
     "format_report", "format_table", "load_data", "milk_experiment", "reproduce_featprop",
-    "reproduce_milk", "run_experiments", "summarize", "write_summary",
+    "reproduce_milk", "reproduce_robustness", "robustness_experiment", "run_experiments",
+    "summarize", "write_summary",
 ]
