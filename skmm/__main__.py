@@ -1,6 +1,6 @@
 """skmm command line.
 
-    python -m skmm reproduce featprop|milk|all [--data PATH] [--modalities NAME ...]
+    python -m skmm reproduce featprop|milk|milk-robustness|all [--data PATH] [--modalities ...]
                              [--out DIR] [--resume | --overwrite] [--seeds N] [--first-seed S]
                              [--jobs N] [--threads N] [--quick] [--rates R ...] [--model NAME]
                              [--imputers NAME ...] [--no-plot] [--debug]
@@ -63,7 +63,8 @@ def build_parser():
                     "as each fit ends, then a summary CSV, a plot and a table of means and "
                     "standard deviations over seeds.",
         epilog=f"Results and how to read them: {REPRODUCTION_PAGE} in the skmm source tree.")
-    rep.add_argument("experiment", choices=["featprop", "milk", "all"])
+    rep.add_argument("experiment", choices=[*_experiment_names(), "all"],
+                     help="all: the two papers' experiments, featprop and milk")
     rep.add_argument("--data", type=_folder, default=None,
                      help="an MMRec-format folder (default: bundled synthetic data)")
     rep.add_argument("--modalities", nargs="+", default=None, metavar="NAME",
@@ -167,6 +168,13 @@ def _check_modalities(args):
                          f"{args.data} (its feature files: {', '.join(available) or 'none'}).")
     if len(set(args.modalities)) != len(args.modalities):
         raise UsageError(f"--modalities names a file twice: {' '.join(args.modalities)}.")
+
+
+def _experiment_names():
+    """The registered experiments (``skmm.reproduce`` imports nothing heavy)."""
+    from . import reproduce as rp
+
+    return list(rp.EXPERIMENTS)
 
 
 def _experiment_options(args, names, experiments):

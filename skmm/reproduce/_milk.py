@@ -26,26 +26,48 @@ MILK_MODELS = {
 _PROTOCOL = {"val_size": 0.1, "test_size": 0.1, "test_missing": 0.5, "train_missing": 0.3}
 
 
+def new_item_data(data, seed):
+    """The milk experiment's new-item split of ``data`` for ``seed``.
+
+    20% of the items become new items (:func:`~skmm.datasets.new_item_split`, 10% validation,
+    10% test) with the sizes of the milk experiment's protocol; a model is fitted on the
+    training and validation items, and only the users with an interaction among them are
+    scored.
+
+    Returns
+    -------
+    split : dict
+        ``fit_items``, ``val_items``, ``test_items`` (item indices), ``users`` (user
+        indices), ``Y_fit`` and ``Y_test`` (interactions of the fitted and test items with
+        those users).
+    """
+    import numpy as np
+
+    from ..datasets import new_item_split
+
+    Y = interactions(data)
+    train, val, test = new_item_split(Y, test_size=_PROTOCOL["test_size"],
+                                      val_size=_PROTOCOL["val_size"], random_state=seed)
+    fit_items = np.union1d(train, val)
+    users = np.flatnonzero(Y[fit_items].getnnz(axis=0) > 0)
+    return {"fit_items": fit_items, "val_items": val, "test_items": test, "users": users,
+            "Y_fit": Y[fit_items][:, users], "Y_test": Y[test][:, users]}
+
+
 def milk_fit(data, *, seed, train, model, impute, models, params):
     """One MILK fit: ``model`` trained with full (``train="FT"``) or partly missing
     (``"MTMT"``) modalities, behind FeatProp if ``impute``; returns one row per test setting
     (FTFT and FTMT, or MTMT)."""
     from sklearn.pipeline import make_pipeline
 
-    from ..datasets import new_item_split, simulate_missing
+    from ..datasets import simulate_missing
     from ..impute import FeatPropImputer
     from ..metrics import ndcg_at_k, recall_at_k
     from ..milk import MILKRecommender
 
-    import numpy as np
-
-    Y = interactions(data)
-    train_items, val, test = new_item_split(Y, test_size=_PROTOCOL["test_size"],
-                                            val_size=_PROTOCOL["val_size"], random_state=seed)
-    fit_items = np.union1d(train_items, val)
-    # Only users seen in training can be scored.
-    users = np.flatnonzero(Y[fit_items].getnnz(axis=0) > 0)
-    Y_fit, Y_test = Y[fit_items][:, users], Y[test][:, users]
+    split = new_item_data(data, seed)
+    fit_items, val, test = split["fit_items"], split["val_items"], split["test_items"]
+    Y_fit, Y_test = split["Y_fit"], split["Y_test"]
     X_fit = data.X[fit_items]
     if train == "MTMT":
         X_fit, _ = simulate_missing(X_fit, data.modalities, _PROTOCOL["train_missing"],

@@ -11,9 +11,8 @@ import time
 from functools import partial
 from numbers import Real
 
-from ._data import interactions
 from ._experiment import Experiment, Report, Task, check_seeds
-from ._milk import _PROTOCOL, MILK_MODELS, MILK_SCHEDULE, _estimators, _label
+from ._milk import _PROTOCOL, MILK_MODELS, MILK_SCHEDULE, _estimators, _label, new_item_data
 from ._report import data_reading, error_bar_note, pyplot, summarize
 from ._runner import run_experiments
 
@@ -21,34 +20,6 @@ from ._runner import run_experiments
 ROBUSTNESS_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
 #: The compared models, keys of :data:`MILK_MODELS`, by default.
 ROBUSTNESS_MODELS = ("MILK", "DUIF-like")
-
-
-def new_item_data(data, seed):
-    """The milk experiment's new-item split of ``data`` for ``seed``.
-
-    20% of the items become new items (:func:`~skmm.datasets.new_item_split`, 10% validation,
-    10% test) with the sizes of the milk experiment's protocol; a model is fitted on the
-    training and validation items, and only the users with an interaction among them are
-    scored.
-
-    Returns
-    -------
-    split : dict
-        ``fit_items``, ``val_items``, ``test_items`` (item indices), ``users`` (user
-        indices), ``Y_fit`` and ``Y_test`` (interactions of the fitted and test items with
-        those users).
-    """
-    import numpy as np
-
-    from ..datasets import new_item_split
-
-    Y = interactions(data)
-    train, val, test = new_item_split(Y, test_size=_PROTOCOL["test_size"],
-                                      val_size=_PROTOCOL["val_size"], random_state=seed)
-    fit_items = np.union1d(train, val)
-    users = np.flatnonzero(Y[fit_items].getnnz(axis=0) > 0)
-    return {"fit_items": fit_items, "val_items": val, "test_items": test, "users": users,
-            "Y_fit": Y[fit_items][:, users], "Y_test": Y[test][:, users]}
 
 
 def missing_items(n_items, n_missing, seed, modality):
