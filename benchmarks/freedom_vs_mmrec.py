@@ -14,7 +14,7 @@ the temporary directory), and every MMRec job runs there in a fresh Python proce
     all-MiniLM-L6-v2 as ``text_feat``, vggish as ``image_feat``), one torch thread: MMRec's
     ``Trainer._train_epoch`` after ``pre_epoch_processing``, and the seconds of one batch's
     forward + backward for both modules on the same batch and pruned graph.
-    :func:`skmm_epoch_seconds` times skmm's epoch.
+    :func:`skmm_epoch_seconds` times ``FREEDOMRecommender``'s epochs.
 
     python benchmarks/freedom_vs_mmrec.py --mmrec PATH/TO/MMRec [--data-root PATH]
         [--part {module,epoch,all}] [--epochs 5]
@@ -313,48 +313,22 @@ def worker_epoch(job):
 
 def skmm_epoch_seconds(X, Y_train, modalities, *, epochs, seed=0, edge_dropout=0.8,
                        modality_loss_weight=1e-5, image_weight=0.1, batch_size=2048):
-    """Seconds per training epoch of skmm's FREEDOM on ``(X, Y_train)``, one per epoch.
+    """Seconds per training epoch of :class:`~skmm.FREEDOMRecommender` on ``(X, Y_train)``.
 
-    For now an explicit loop over :mod:`skmm.freedom`'s pieces, exactly one FREEDOM epoch:
-    prune (:class:`~skmm.freedom.EdgePruner`), shuffle the training pairs, one uniform
-    negative per pair among the training items, and per batch the forward over the whole
-    graph, the loss and an Adam step. Phase 2 replaces the loop by ``FREEDOMRecommender``
-    with ``max_epochs=epochs`` and reads the epoch durations off its history.
+    ``epochs`` epochs without validation (as MMRec's ``_train_epoch`` is timed without its
+    evaluations), read off skorch's epoch timer: the epoch's pruning draw, the shuffle and
+    negatives, and per batch the forward over the whole graph, the loss and an Adam step.
+    ``X`` holds (image, text) blocks, weighted ``(image_weight, 1 - image_weight)``.
     """
-    import torch
+    from skmm.freedom import FREEDOMRecommender
 
-    from skmm.freedom import EdgePruner, FREEDOMModule, item_knn_graph
-    try:  # the sampler is moving to skmm._bpr
-        from skmm._bpr import NegativeSampler
-    except ImportError:
-        from skmm._sampling import NegativeSampler
-
-    rng = np.random.default_rng(seed)
-    M = item_knn_graph(X, modalities, 10, weights=[image_weight, 1 - image_weight])
-    pruner = EdgePruner(Y_train, edge_dropout=edge_dropout)
-    blocks = np.split(X, np.cumsum(modalities)[:-1], axis=1)
-    torch.manual_seed(seed)
-    module = FREEDOMModule(Y_train.shape[1], Y_train.shape[0], blocks, M, pruner.adjacency)
-    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
-    sampler = NegativeSampler(Y_train, np.flatnonzero(Y_train.getnnz(axis=1)))
-    users_all, pos_all = pruner.users.numpy(), pruner.items.numpy()
-    seconds = []
-    for _ in range(epochs):
-        t0 = time.perf_counter()
-        adj = pruner.sample(rng)
-        order = rng.permutation(len(users_all))
-        users, pos = users_all[order], pos_all[order]
-        neg = sampler.sample(users, rng)
-        for s in range(0, len(users), batch_size):
-            b = slice(s, s + batch_size)
-            optimizer.zero_grad()
-            loss = module.loss(module(adj), torch.from_numpy(users[b]),
-                               torch.from_numpy(pos[b]), torch.from_numpy(neg[b]),
-                               modality_loss_weight=modality_loss_weight)
-            loss.backward()
-            optimizer.step()
-        seconds.append(time.perf_counter() - t0)
-    return seconds
+    model = FREEDOMRecommender(modalities, modality_weights=[image_weight, 1 - image_weight],
+                               edge_dropout=edge_dropout,
+                               modality_loss_weight=modality_loss_weight,
+                               batch_size=batch_size, max_epochs=epochs, validation_fraction=0.0,
+                               device="cpu", random_state=seed)
+    model.fit(X, Y_train)
+    return [float(s) for s in model.history_[:, "dur"]]
 
 
 def worker_skmm_epoch(job):
