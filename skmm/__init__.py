@@ -15,6 +15,7 @@ __version__ = "0.1.0.dev0"
 # Public name -> the submodule that defines it.
 _EXPORTS = {
     "BaselineImputer": "impute",
+    "FREEDOMRecommender": "freedom",
     "FeatPropImputer": "impute",
     "MILKRecommender": "milk",
     "VBPRRecommender": "vbpr",

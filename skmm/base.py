@@ -27,6 +27,7 @@ is never pickled, and does not change results).
 
 import copy
 import threading
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -99,7 +100,7 @@ class BaseRecommender(BaseEstimator):
     # ------------------------------------------------------------------ fitting
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, **fit_params):
         """Train on the interactions ``y`` of the items ``X``.
 
         Parameters
@@ -108,6 +109,8 @@ class BaseRecommender(BaseEstimator):
             Item content, one column block per modality.
         y : {array-like, sparse matrix} of shape (n_items, n_users)
             Interactions, items as rows; any non-zero value is one interaction.
+        **fit_params : dict
+            Passed to the model's own fit (e.g. FREEDOM's ``y_val``).
 
         Returns
         -------
@@ -118,7 +121,8 @@ class BaseRecommender(BaseEstimator):
         Y = check_interactions(y, X.shape[0], name="y")
         if Y.nnz == 0:
             raise ValueError("y has no interactions to train on (it is empty or all zero).")
-        attributes = self._fit(X, Y, seed=self._seed(), device=resolve_device(self.device))
+        attributes = self._fit(X, Y, seed=self._seed(), device=resolve_device(self.device),
+                               **fit_params)
         # Only now, training complete, does the estimator change.
         for name, value in attributes.items():
             setattr(self, name, value)
@@ -135,8 +139,16 @@ class BaseRecommender(BaseEstimator):
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
     def _validate_X(self, X, reset):
-        X = validate_features(self, X, dtype=np.float32, reset=reset,
-                              ensure_all_finite="allow-nan" if self._allow_nan else True)
+        try:
+            X = validate_features(self, X, dtype=np.float32, reset=reset,
+                                  ensure_all_finite="allow-nan" if self._allow_nan else True)
+        except ValueError as exc:
+            if "NaN" not in str(exc) or self._allow_nan:
+                raise
+            raise ValueError(f"{exc} {type(self).__name__} needs complete item features: "
+                             f"impute the missing modalities first, e.g. "
+                             f"Pipeline([('impute', skmm.FeatPropImputer()), ('model', "
+                             f"{type(self).__name__}(...))]).") from None
         return np.ascontiguousarray(X)  # torch.from_numpy refuses negative strides
 
     def _train(self, make_module, pairs, sampler, rng, *, seed, device, net=BPRNet,
@@ -353,7 +365,16 @@ class BaseRecommender(BaseEstimator):
             is never built); NaN, with an ``UndefinedMetricWarning``, when no user has a
             positive in ``y``.
         """
-        return self.evaluate(X, y, metrics=("ndcg",))["ndcg"]
+        value = self.evaluate(X, y, metrics=("ndcg",))["ndcg"]
+        if self._transductive:
+            Y = check_interactions(y, _n_rows(X), name="y")
+            cold = (Y.getnnz(axis=0) > 0) & (self.interactions_.getnnz(axis=0) == 0)
+            if cold.any():
+                warnings.warn(f"{int(cold.sum())} user(s) with positives in y had no training "
+                              f"interaction: their scores come from their initial embedding "
+                              f"(drop their columns from y to leave them out).", UserWarning,
+                              stacklevel=2)
+        return value
 
     # ------------------------------------------------------------------ state
 

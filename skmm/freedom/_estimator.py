@@ -1,7 +1,5 @@
 """FREEDOMRecommender: FREEDOM trained through skorch, under the items-as-samples data contract."""
 
-import warnings
-
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -10,7 +8,7 @@ from sklearn.utils._param_validation import StrOptions
 
 from .._bpr import BPRNet, RankingValidation, ValidatedEarlyStopping, training_pairs
 from .._validation import Int, Real, check_block_sizes, check_interactions
-from ..base import BaseRecommender, _n_rows
+from ..base import BaseRecommender
 from ._graph import EdgePruner, _check_weights, item_knn_graph
 from ._module import FREEDOMModule
 
@@ -283,24 +281,9 @@ class FREEDOMRecommender(BaseRecommender):
         self : FREEDOMRecommender
             The fitted recommender.
         """
-        self._y_val = y_val  # read by _fit, through the base's fit
-        try:
-            return super().fit(X, y)
-        finally:
-            del self._y_val
+        return super().fit(X, y, y_val=y_val)
 
-    def _validate_X(self, X, reset):
-        try:
-            return super()._validate_X(X, reset)
-        except ValueError as exc:
-            if "NaN" not in str(exc):
-                raise
-            raise ValueError(
-                f"{exc} FREEDOM needs complete item features: impute the missing modalities "
-                f"first, e.g. Pipeline([('impute', skmm.FeatPropImputer()), ('freedom', "
-                f"skmm.FREEDOMRecommender(...))]).") from exc
-
-    def _fit(self, X, Y, *, seed, device):
+    def _fit(self, X, Y, *, seed, device, y_val=None):
         sizes = ((X.shape[1],) if self.modalities is None
                  else check_block_sizes(self.modalities, X.shape[1]))
         try:
@@ -312,7 +295,7 @@ class FREEDOMRecommender(BaseRecommender):
                              f"has n_samples={X.shape[0]} rows (items).")
         rng_split, rng_batches, rng_prune = (
             np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
-        Y_fit, Y_val = self._validation_split(Y, rng_split)
+        Y_fit, Y_val = self._validation_split(Y, y_val, rng_split)
         n_items, n_users = Y.shape
         M = item_knn_graph(X, sizes, self.n_neighbors, weights=weights, zero_rows=self.zero_rows,
                            device=device)
@@ -344,10 +327,10 @@ class FREEDOMRecommender(BaseRecommender):
         return {**self._training_summary(trainer), "modalities_": sizes, "n_items_": n_items,
                 "n_pairs_": len(pairs), "validation_interactions_": Y_val}
 
-    def _validation_split(self, Y, rng):
+    def _validation_split(self, Y, y_val, rng):
         """``(Y_fit, Y_val)``: the interactions trained on and those early stopping scores."""
-        if self._y_val is not None:
-            Y_val = check_interactions(self._y_val, Y.shape[0], name="y_val")
+        if y_val is not None:
+            Y_val = check_interactions(y_val, Y.shape[0], name="y_val")
             if Y_val.shape[1] != Y.shape[1]:
                 raise ValueError(f"y_val has {Y_val.shape[1]} user columns but y has "
                                  f"{Y.shape[1]}.")
@@ -376,32 +359,3 @@ class FREEDOMRecommender(BaseRecommender):
         U, V = self._scoring.get(device, "factors",
                                  lambda: self._device_module(device).final_factors())
         return U, V[torch.as_tensor(items, device=device)]
-
-    def score(self, X, y):
-        """Mean NDCG@k of the rows of ``X`` over the users with a positive in ``y``.
-
-        Each user ranks the rows of ``X``, their fitted interactions excluded: with the fitted
-        items and held-out interactions, warm-start evaluation. Users without training
-        interactions count too, with noise scores: a ``UserWarning`` says how many (MMRec
-        leaves them out; drop their columns from ``y`` to do the same).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_items, n_features)
-            Fitted items to rank.
-        y : {array-like, sparse matrix} of shape (n_items, n_users)
-            Their held-out interactions with the fitted users.
-
-        Returns
-        -------
-        score : float
-            NDCG@k (NaN, with an ``UndefinedMetricWarning``, when no user has a positive).
-        """
-        value = super().score(X, y)
-        Y = check_interactions(y, _n_rows(X), name="y")
-        cold = (Y.getnnz(axis=0) > 0) & (self.interactions_.getnnz(axis=0) == 0)
-        if cold.any():
-            warnings.warn(f"{int(cold.sum())} user(s) with positives in y had no training "
-                          f"interaction: their scores come from their random initial "
-                          f"embedding.", UserWarning, stacklevel=2)
-        return value
