@@ -113,6 +113,27 @@ def test_featprop_row_is_an_independent_computation():
     assert (row["rate"], row["strategy"], row["seed"]) == (0.3, "mean", 3)
 
 
+def test_freedom_row_is_an_independent_computation():
+    """With --model freedom, a row is FREEDOM fitted on the imputed features with the data's
+    validation split for early stopping and the authors' graph weights (0.9 / 0.1)."""
+    from skmm import FeatPropImputer, FREEDOMRecommender, simulate_missing
+    from skmm.metrics import ndcg_at_k
+
+    data = rp.default_data(quick=True)
+    experiment = rp.featprop_experiment(data, seeds=(1,), rates=(0.5,), imputers=("featprop",),
+                                        model="freedom", model_params={"max_epochs": 3})
+    (task,) = experiment.tasks
+    (row,) = experiment.run(data, **task.args)
+    X_miss, _ = simulate_missing(data.X, data.modalities, 0.5, mode="all", random_state=1)
+    X_imp = FeatPropImputer().fit_transform(X_miss, data.Y_train)
+    model = FREEDOMRecommender(data.modalities, modality_weights=(0.9, 0.1), max_epochs=3,
+                               patience=5, batch_size=1024, n_neighbors=10, edge_dropout=0.8,
+                               modality_loss_weight=1e-5, zero_rows="rank_first",
+                               random_state=1)
+    scores = model.fit(X_imp, data.Y_train, y_val=data.Y_val).decision_function(X_imp)
+    assert row["ndcg@20"] == ndcg_at_k(data.Y_test, scores, k=20, exclude=data.Y_train)
+
+
 def test_summarize_means_and_stds():
     rows = [{"m": "a", "recall@20": v, "ndcg@20": 2 * v} for v in (0.1, 0.3)]
     header, table = rp.summarize(rows, ("m",))
