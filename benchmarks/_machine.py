@@ -1,5 +1,5 @@
-"""What the rest of the machine did while a benchmark ran, and running one benchmark job in a
-fresh process (shared by the benchmark scripts)."""
+"""The benchmarks' one harness: the data root, a job in a fresh process, its peak memory, and
+what the rest of the machine did meanwhile."""
 
 import json
 import os
@@ -7,8 +7,31 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 RESULT_TAG = "RESULT "
+
+
+def data_root(arg=None):
+    """The folder of real datasets: ``arg``, else ``$SKMM_DATA``, else ``../shared/data``
+    beside the repository (as the tests look for it)."""
+    if arg:
+        return Path(arg)
+    if os.environ.get("SKMM_DATA"):
+        return Path(os.environ["SKMM_DATA"])
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def peak_rss_mb():
+    """This process's peak resident memory in MiB (Linux VmHWM; getrusage elsewhere)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def cpu_busy_s():
@@ -38,13 +61,14 @@ def others_cpu_share(before, after, wall):
     return max(busy1 - busy0 - own, 0.0) / (wall * (os.cpu_count() or 1))
 
 
-def run_in_fresh_process(script, job, *, timeout, env=None):
+def run_in_fresh_process(script, job, *, timeout, env=None, echo=False):
     """Run ``script --worker JSON(job)`` in a new Python process and return the dict it prints
     after :data:`RESULT_TAG`, plus ``others_cpu`` (the share of the machine's CPU time other
     processes used meanwhile) and ``load`` (the 1-minute load average before and after).
 
     A fresh process per job makes its peak memory its own. Failures come back as
-    ``{"error": ...}`` with the end of the worker's output.
+    ``{"error": ...}`` with the end of the worker's output. ``echo``: print the worker's other
+    output lines, indented.
     """
     cmd = [sys.executable, script, "--worker", json.dumps(job)]
     before, t0, load0 = cpu_snapshot(), time.monotonic(), os.getloadavg()[0]
@@ -53,6 +77,10 @@ def run_in_fresh_process(script, job, *, timeout, env=None):
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout} s"}
     after, wall = cpu_snapshot(), time.monotonic() - t0
+    if echo:
+        for line in proc.stdout.splitlines():
+            if not line.startswith(RESULT_TAG):
+                print("  | " + line, flush=True)
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_TAG):
             res = json.loads(line[len(RESULT_TAG):])

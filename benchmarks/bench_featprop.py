@@ -2,7 +2,7 @@
 
 For every case this prints graph-build and propagation wall time and peak memory of
 
-* ``skmm``: ``FeatPropImputer(n_neighbors=20, symmetric=True, fallback="zeros").fit_transform``
+* ``skmm``: ``FeatPropImputer(n_neighbors=20, symmetric=True, fallback="constant").fit_transform``
   (graph build included), plus ``skmm graph`` = :func:`skmm.cointeraction_graph` alone;
 * ``dense``: the paper's recipe as the official code runs it (co-interaction counts made dense,
   ``torch.topk`` on the dense ``n_items x n_items`` matrix, every row re-propagated each step),
@@ -227,7 +227,7 @@ def worker(method, cdir, graph_dir, n_iter, repeat):
 
         Y = sp.load_npz(graph_dir / "Y.npz").tocsr()
         make = lambda: FeatPropImputer(n_neighbors=K, n_iter=n_iter, symmetric=True,  # noqa
-                                       fallback="zeros", device="cpu")
+                                       fallback="constant", device="cpu")
         make().fit_transform(*_tiny_problem(n_features))  # warm-up
         res["inputs_mb"] = _peak_mb()
         build = {}

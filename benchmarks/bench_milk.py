@@ -18,7 +18,7 @@ For each case, in a fresh Python process (so that peak memory is that case's):
 * ``score s``: :meth:`~skmm.MILKRecommender.score` (NDCG@20) against 10% of the interactions;
 * ``valid s``: one epoch's cold-start validation (10% of items ranked among themselves), the
   cost early stopping adds to each epoch;
-* ``peak MB``: the process's peak resident set size (``ru_maxrss``), inputs included, and
+* ``peak MB``: the process's peak resident set size (VmHWM), inputs included, and
   ``inputs MB`` the peak before fitting.
 
     python benchmarks/bench_milk.py [--data-root PATH] [--epochs N] [--device DEV] [--threads N]
@@ -29,29 +29,12 @@ Other processes on the same machine distort timings: run it on a quiet machine.
 
 import argparse
 import json
-import os
-import resource
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-RESULT_TAG = "RESULT "
-
-
-def _peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _data_root(arg):
-    if arg:
-        return Path(arg)
-    env = os.environ.get("SKMM_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
+from _machine import RESULT_TAG, data_root, peak_rss_mb, run_in_fresh_process
 
 
 def _lastfm(root):
@@ -82,14 +65,13 @@ def run_case(case, root, epochs, device, quick):
     import torch
 
     from skmm import MILKRecommender
-    from skmm.metrics._ranking import evaluate_topk
 
     if case == "lastfm2k":
         X, Y, modalities = _lastfm(root)
     else:
         sizes = (10_000, 5_000, 200_000) if quick else (100_000, 50_000, 2_000_000)
         X, Y, modalities = _synthetic(*sizes)
-    inputs_mb = _peak_mb()
+    inputs_mb = peak_rss_mb()
     rng = np.random.default_rng(1)
     held = rng.random(Y.nnz) < 0.1
     coo = Y.tocoo()
@@ -101,7 +83,7 @@ def run_case(case, root, epochs, device, quick):
     model.fit(X, Y)
     fit_s = time.perf_counter() - tic
     durations = np.array(model.history_[:, "dur"])
-    fit_peak = _peak_mb()
+    fit_peak = peak_rss_mb()
 
     tic = time.perf_counter()
     top = model.recommend(X, k=20)
@@ -115,9 +97,7 @@ def run_case(case, root, epochs, device, quick):
     # validation items, rank them for every user, NDCG@20.
     val = np.sort(rng.choice(Y.shape[0], size=Y.shape[0] // 10, replace=False))
     tic = time.perf_counter()
-    items, U = model._encode(X[val])
-    evaluate_topk(Y[val], lambda u: U[torch.as_tensor(u, device=U.device)] @ items.T, k=20,
-                  metrics=("ndcg",))
+    model.evaluate(X[val], Y_held[val], metrics=("ndcg",), k=20)  # the same encoding + ranking
     valid_s = time.perf_counter() - tic
 
     return {
@@ -125,7 +105,7 @@ def run_case(case, root, epochs, device, quick):
         "epochs": len(durations), "pairs/s": model.n_pairs_ * len(durations) / durations.sum(),
         "s/epoch": float(durations.mean()), "fit s": fit_s, "rank s": rank_s,
         "score s": score_s, "valid s": valid_s, "ndcg@20": ndcg,
-        "inputs MB": inputs_mb, "fit peak MB": fit_peak, "peak MB": _peak_mb(),
+        "inputs MB": inputs_mb, "fit peak MB": fit_peak, "peak MB": peak_rss_mb(),
         "device": model.device_, "threads": torch.get_num_threads(),
     }
 
@@ -138,19 +118,21 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="a 10x smaller synthetic case")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's choice)")
-    parser.add_argument("--case", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    root = _data_root(args.data_root)
 
-    if args.case:
-        if args.threads:
+    if args.worker:  # one case, in the fresh process run_in_fresh_process started
+        job = json.loads(args.worker)
+        if job["threads"]:
             import torch
 
-            torch.set_num_threads(args.threads)
-        result = run_case(args.case, root, args.epochs, args.device, args.quick)
+            torch.set_num_threads(job["threads"])
+        result = run_case(job["case"], data_root(job["root"]), job["epochs"], job["device"],
+                          job["quick"])
         print(RESULT_TAG + json.dumps(result))
         return 0
 
+    root = data_root(args.data_root)
     cases = ["synthetic"]
     if (root / "lastfm2k").is_dir():
         cases.insert(0, "lastfm2k")
@@ -158,21 +140,19 @@ def main(argv=None):
         print(f"lastfm2k not found under {root}: skipped (set SKMM_DATA or --data-root)")
     rows = []
     for case in cases:
-        cmd = [sys.executable, __file__, "--case", case, "--epochs", str(args.epochs),
-               "--device", args.device, "--data-root", str(root)] + (["--quick"] * args.quick)
-        if args.threads:
-            cmd += ["--threads", str(args.threads)]
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        lines = [ln for ln in out.stdout.splitlines() if ln.startswith(RESULT_TAG)]
-        if out.returncode or not lines:
-            print(f"{case} failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
+        job = {"case": case, "root": str(root), "epochs": args.epochs, "device": args.device,
+               "quick": args.quick, "threads": args.threads}
+        res = run_in_fresh_process(__file__, job, timeout=7200)
+        if "error" in res:
+            print(f"{case} failed: {res['error']}")
             continue
-        rows.append(json.loads(lines[-1][len(RESULT_TAG):]))
+        rows.append(res)
     cols = ["case", "items", "users", "pairs", "epochs", "pairs/s", "s/epoch", "valid s",
-            "rank s", "score s", "inputs MB", "fit peak MB", "peak MB", "device", "threads"]
+            "rank s", "score s", "inputs MB", "fit peak MB", "peak MB", "device", "threads",
+            "others_cpu"]
     print("  ".join(f"{c:>11}" for c in cols))
     for r in rows:
-        cells = [f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c]) for c in cols]
+        cells = [f"{r[c]:.3g}" if isinstance(r.get(c), float) else str(r.get(c)) for c in cols]
         print("  ".join(f"{c:>11}" for c in cells))
     return 0
 

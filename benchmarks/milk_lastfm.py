@@ -33,12 +33,12 @@ items with every modality present.
 
 import argparse
 import csv
-import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+
+from _machine import data_root
 
 MODELS = {
     "milk": {},
@@ -51,14 +51,6 @@ MODELS = {
     "duif": {"environments": "none", "invariance_weight": 0.0, "alignment_weight": 0.0},
 }
 ZERO_FILL = ("milk", "duif")
-
-
-def _root(arg):
-    if arg:
-        return Path(arg)
-    if os.environ.get("SKMM_DATA"):
-        return Path(os.environ["SKMM_DATA"])
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def run(root, seeds, out, models=tuple(MODELS), settings=("FTMT", "MTMT"), first_seed=0):
@@ -85,7 +77,7 @@ def run(root, seeds, out, models=tuple(MODELS), settings=("FTMT", "MTMT"), first
                 continue
             for name in models:
                 params = MODELS[name]
-                for fill in ("mean", "zeros") if name in ZERO_FILL else ("mean",):
+                for fill in ("mean", "constant") if name in ZERO_FILL else ("mean",):
                     tic = time.perf_counter()
                     model = MILKRecommender(
                         data.modalities, fill=fill, random_state=seed,
@@ -147,7 +139,7 @@ def main(argv=None):
         import torch
 
         torch.set_num_threads(args.threads)
-    summarize(run(_root(args.data_root), args.seeds, args.out, args.models, args.settings,
+    summarize(run(data_root(args.data_root), args.seeds, args.out, args.models, args.settings,
                   args.first_seed))
     return 0
 

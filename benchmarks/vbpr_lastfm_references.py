@@ -6,20 +6,18 @@
 """
 
 import argparse
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from _machine import data_root
 from skmm import VBPRRecommender
 from skmm import reproduce as rp
 from skmm.metrics import ndcg_at_k, recall_at_k
 
 
 def main():
-    default = Path(os.environ.get("SKMM_DATA", Path(__file__).resolve().parents[2] / "shared"
-                                  / "data")) / "lastfm2k"
+    default = data_root() / "lastfm2k"
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=default)
     parser.add_argument("--seeds", type=int, default=5)

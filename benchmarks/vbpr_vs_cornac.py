@@ -15,12 +15,12 @@ products with a one-column right factor only while Cornac trains.
 
 import argparse
 import contextlib
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from _machine import data_root
 from skmm import VBPRRecommender
 from skmm.datasets import load_mmrec
 from skmm.metrics import ndcg_at_k, recall_at_k
@@ -87,9 +87,7 @@ def skmm_scores(X, Y_train, epochs, seed):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    default_root = os.environ.get("SKMM_DATA", Path(__file__).resolve().parents[2] / "shared"
-                                  / "data")
-    parser.add_argument("--data-root", default=default_root)
+    parser.add_argument("--data-root", default=str(data_root()))
     parser.add_argument("--modalities", nargs="+", default=["all-MiniLM-L6-v2", "vggish"])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=50)

@@ -16,7 +16,8 @@ sys.path.insert(0, str(DOCS / "sphinxext"))
 sys.path.insert(0, str(ROOT))
 
 import skmm  # noqa: E402
-from skmm_docs import silence_foreign_missing_refs, unlink_metric_names  # noqa: E402
+from skmm_docs import (  # noqa: E402
+    drop_remote_table_scripts, silence_foreign_missing_refs, unlink_metric_names)
 
 OFFLINE = os.environ.get("SKMM_DOCS_OFFLINE", "0").lower() not in ("", "0", "false", "no")
 
@@ -35,6 +36,10 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
+    # MathJax 3 from the sphinx-mathjax-offline package, copied into _static/mathjax: the
+    # equations render without network access (Sphinx's default loads MathJax from a CDN,
+    # and offline the pages showed raw TeX). It sets mathjax_path to the local copy.
+    "sphinx-mathjax-offline",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
 ]
@@ -152,5 +157,6 @@ if not _BENCH_INC.is_file() or _BENCH_INC.read_text() != _bench_rst:
 
 def setup(app):
     app.connect("doctree-read", unlink_metric_names)
+    app.connect("source-read", drop_remote_table_scripts)
     if OFFLINE:
         app.connect("missing-reference", silence_foreign_missing_refs)

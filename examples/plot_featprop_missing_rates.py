@@ -39,7 +39,7 @@ rates = np.round(np.arange(0.1, 1.0, 0.1), 1)
 seeds = range(3)
 
 methods = {
-    "zeros": lambda seed: BaselineImputer(strategy="zeros"),
+    "zeros": lambda seed: BaselineImputer(strategy="constant", fill_value=0.0),
     "mean": lambda seed: BaselineImputer(strategy="mean"),
     "random": lambda seed: BaselineImputer(strategy="random", random_state=seed),
     "FeatProp": lambda seed: FeatPropImputer(device="cpu"),

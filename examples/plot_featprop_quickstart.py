@@ -106,7 +106,7 @@ plt.show()
 
 centre = data.X[~missing_items].mean(axis=0)
 imputers = {
-    "zeros": BaselineImputer(strategy="zeros"),
+    "zeros": BaselineImputer(strategy="constant", fill_value=0.0),
     "mean": BaselineImputer(strategy="mean"),
     "random": BaselineImputer(strategy="random", random_state=0),
     "FeatProp": FeatPropImputer(device="cpu"),

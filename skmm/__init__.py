@@ -3,23 +3,37 @@
 Items are the samples: ``X`` is the (n_items, n_features) item-feature matrix, one column block
 per modality, ``np.nan`` marking missing entries; interactions are a sparse (n_items, n_users)
 matrix passed as ``y``.
+
+The public names are imported on first use (PEP 562), so that ``import skmm`` and
+``python -m skmm --help`` do not load torch.
 """
 
-from .datasets import simulate_missing
-from .graph import cointeraction_graph, normalize_adjacency
-from .impute import BaselineImputer, FeatPropImputer
-from .vbpr import VBPRRecommender
-from .milk import MILKRecommender
+import importlib
 
 __version__ = "0.1.0.dev0"
 
-__all__ = [
-    "BaselineImputer",
-    "FeatPropImputer",
-    "cointeraction_graph",
-    "normalize_adjacency",
-    "simulate_missing",
-    "VBPRRecommender",
-    "MILKRecommender",
-    "__version__",
-]
+# Public name -> the submodule that defines it.
+_EXPORTS = {
+    "BaselineImputer": "impute",
+    "FREEDOMRecommender": "freedom",
+    "FeatPropImputer": "impute",
+    "MILKRecommender": "milk",
+    "VBPRRecommender": "vbpr",
+    "cointeraction_graph": "graph",
+    "normalize_adjacency": "graph",
+    "simulate_missing": "datasets",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'skmm' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

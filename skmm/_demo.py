@@ -2,20 +2,21 @@
 
 import time
 
-import numpy as np
-
-from .datasets import make_multimodal, simulate_missing
-from .impute import BaselineImputer, FeatPropImputer
-from .metrics._imputation import centred_cosine
-
 RATES = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 
 def run_demo(n_items=3000, n_users=1500, seeds=3, out=print):
     """Print centred cosine and RMSE of imputed vs true features, per missing rate and method."""
+    # Imported here: the command line imports this module before the command runs.
+    import numpy as np
+
+    from .datasets import make_multimodal, simulate_missing
+    from .impute import BaselineImputer, FeatPropImputer
+    from .metrics._imputation import centred_cosine
+
     data = make_multimodal(n_items, n_users, (128, 64), density=0.02, random_state=0)
     methods = {
-        "zeros": lambda s: BaselineImputer(strategy="zeros"),
+        "zeros": lambda s: BaselineImputer(strategy="constant", fill_value=0.0),
         "mean": lambda s: BaselineImputer(strategy="mean"),
         "random": lambda s: BaselineImputer(strategy="random", random_state=s),
         "featprop": lambda s: FeatPropImputer(),

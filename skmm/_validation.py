@@ -1,8 +1,13 @@
-"""Input checks shared by every estimator: the data contract in one place.
+"""Input checks shared by every public function and estimator: the data contract in one place.
 
 Items are the samples: ``X`` is (n_items, n_features) with ``np.nan`` for missing entries and
 the interactions ``Y`` are (n_items, n_users), items as rows, so that scikit-learn slices both
 together.
+
+Parameters are declared with scikit-learn's constraints (``validate_params`` on functions,
+``_parameter_constraints`` on estimators); :class:`Int` and :class:`Real` are its ``Interval``
+without the surprises (``True`` is not the integer 1 here). The ``check_*`` functions below
+validate data arguments, one function per kind of argument, and are used everywhere.
 """
 
 import numbers
@@ -10,6 +15,65 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn.utils._param_validation import Interval
+
+
+class Int(Interval):
+    """``Interval(Integral, low, high)``, bounds included, that refuses booleans.
+
+    ``numbers.Integral`` counts ``True`` as the integer 1, so scikit-learn's interval accepts
+    ``n_neighbors=True``; an argument named as a count never means a boolean.
+    """
+
+    def __init__(self, low, high=None):
+        closed = {(False, False): "both", (True, False): "right", (False, True): "left",
+                  (True, True): "neither"}[(low is None, high is None)]
+        super().__init__(numbers.Integral, low, high, closed=closed)
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
+
+
+class Real(Interval):
+    """``Interval(Real, ...)`` that refuses booleans (NaN is outside every interval)."""
+
+    def __init__(self, low, high=None, *, closed="both"):
+        super().__init__(numbers.Real, low, high, closed=closed)
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
+
+
+class FillValue(Real):
+    """A finite real number or NaN: the ``fill_value`` of a fill policy (NaN leaves the
+    entries missing)."""
+
+    def __init__(self):
+        super().__init__(None, None)
+
+    def is_satisfied_by(self, val):
+        return (isinstance(val, numbers.Real) and not isinstance(val, (bool, np.bool_))
+                and (np.isnan(val) or np.isfinite(val)))
+
+    def __str__(self):
+        return "a finite float or NaN"
+
+
+def validate_features(estimator, X, *, reset, **check_params):
+    """scikit-learn's ``validate_data`` for the item features ``X``, masked arrays as NaN.
+
+    scikit-learn's own messages say what is wrong but not always which argument ("Complex
+    data not supported"); here every ``ValueError`` names ``X``.
+    """
+    from sklearn.utils.validation import validate_data
+
+    try:
+        return validate_data(estimator, masked_to_nan(X), reset=reset, **check_params)
+    except ValueError as exc:
+        message = str(exc)
+        if "X" in message.split():
+            raise
+        raise ValueError(f"X: {message}") from None
 
 
 def masked_to_nan(X):
@@ -51,9 +115,12 @@ def check_interactions(Y, n_items, *, name="y"):
     else:
         try:
             arr = np.asarray(Y)
-        except Exception as exc:  # pragma: no cover - exotic containers
-            raise TypeError(f"{name} must be a scipy sparse matrix or an array-like, got "
-                            f"{type(Y).__name__}.") from exc
+        except (TypeError, ValueError) as exc:  # ragged lists, exotic containers
+            raise ValueError(f"{name} could not be read as a 2-d array of interactions: "
+                             f"{exc}") from None
+        if arr.dtype.kind in "USV":
+            raise TypeError(f"{name} must hold numeric interaction values, got dtype "
+                            f"{arr.dtype}.")
         if arr.dtype == object:
             # Wording shared with scikit-learn's label checks, which look for it.
             raise TypeError(f"Unknown label type: {name} must hold numeric interaction values, "
@@ -64,6 +131,8 @@ def check_interactions(Y, n_items, *, name="y"):
         Y = sp.csr_matrix(arr)
     if not (np.issubdtype(Y.dtype, np.number) or Y.dtype == np.bool_):
         raise TypeError(f"{name} must hold numbers, got dtype {Y.dtype}.")
+    if np.issubdtype(Y.dtype, np.complexfloating):
+        raise TypeError(f"{name} must hold real interaction values, got dtype {Y.dtype}.")
     if Y.shape[0] != n_items:
         raise ValueError(f"{name} must have one row per item: X has {n_items} rows (items) but "
                          f"{name} has shape {Y.shape}. Pass interactions as (n_items, n_users), "
@@ -74,11 +143,14 @@ def check_interactions(Y, n_items, *, name="y"):
     if data.size and (data < 0).any():
         raise ValueError(f"{name} contains negative interaction values; interactions must be "
                          f"non-negative (any positive value counts as an interaction).")
-    Y = Y.astype(np.float32)
-    Y.eliminate_zeros()
-    Y.sum_duplicates()
-    Y.data[:] = 1.0
-    return Y
+    # Zeros are dropped in the input's own dtype: a tiny positive count (1e-50) is an
+    # interaction, and casting to float32 first would make it a zero.
+    if not Y.has_canonical_format or (Y.data == 0).any():
+        Y = Y.copy()  # never change the caller's matrix
+        Y.sum_duplicates()
+        Y.eliminate_zeros()
+    return sp.csr_matrix((np.ones(Y.nnz, np.float32), Y.indices.copy(), Y.indptr.copy()),
+                         shape=Y.shape)
 
 
 def resolve_device(device, *, name="device"):
@@ -104,6 +176,9 @@ def resolve_device(device, *, name="device"):
                          f"'auto' or 'cpu'.")
     if dev.type not in ("cpu", "cuda"):
         raise ValueError(f"{name}={device!r}: only 'cpu' and 'cuda' devices are supported.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"{name}={device!r}: this machine has {torch.cuda.device_count()} CUDA "
+                         f"device(s).")
     return dev
 
 
@@ -121,17 +196,34 @@ def check_users(users, n_users, *, name="users"):
     return arr
 
 
-def check_block_sizes(modalities, n_features, *, name="modalities"):
-    """Validate column-block sizes and return them as a tuple of ints summing to n_features."""
-    if isinstance(modalities, numbers.Integral) or modalities is None:
-        raise TypeError(f"{name} must be a sequence of positive block sizes, got {modalities!r}.")
-    sizes = tuple(int(m) for m in modalities)
+def check_block_sizes(modalities, n_features=None, *, name="modalities"):
+    """Validate column-block sizes and return them as a tuple of ints summing to n_features
+    (any sum when ``n_features`` is None).
+
+    Only a sequence of integers is accepted: a string (``"21"``), strings (``("6", "4")``),
+    floats or booleans are refused rather than converted, since each conversion would be a
+    guess.
+    """
+    if isinstance(modalities, (str, bytes)) or not _is_sequence(modalities):
+        raise TypeError(f"{name} must be a sequence of positive integer block sizes (e.g. "
+                        f"[384, 128]), got {modalities!r}.")
+    sizes = tuple(modalities)
+    bad = [m for m in sizes if isinstance(m, (bool, np.bool_))
+           or not isinstance(m, numbers.Integral)]
+    if bad:
+        raise TypeError(f"{name} must list integer block sizes, got {list(sizes)} (the entries "
+                        f"{bad} are not integers).")
+    sizes = tuple(int(m) for m in sizes)
     if not sizes or any(m < 1 for m in sizes):
-        raise ValueError(f"{name} must list positive column-block sizes, got {list(modalities)}.")
-    if sum(sizes) != n_features:
+        raise ValueError(f"{name} must list positive column-block sizes, got {list(sizes)}.")
+    if n_features is not None and sum(sizes) != n_features:
         raise ValueError(f"{name}={list(sizes)} sums to {sum(sizes)} but X has {n_features} "
                          f"features; the block sizes must add up to the number of columns.")
     return sizes
+
+
+def _is_sequence(obj):
+    return hasattr(obj, "__len__") and hasattr(obj, "__iter__") and np.ndim(obj) == 1
 
 
 def interaction_target_tags(tags, *, required):

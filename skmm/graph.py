@@ -1,60 +1,154 @@
 """The item-item co-interaction graph that FeatProp propagates over.
 
-Two items are linked when users interacted with both. The graph is built sparsely, one block of
-item rows at a time, so that memory is bounded by the block's co-interaction counts and never by
-an ``n_items x n_items`` dense array (the official FeatProp code materialises that array).
+Two items are linked when users interacted with both. Row ``i`` keeps the ``k`` other items most
+similar to ``i`` under one of several similarities (the raw co-count of the FeatProp paper, or
+a normalised one from item-kNN collaborative filtering). The graph is built sparsely, one block
+of item rows at a time, so that memory is bounded by the block's co-interaction counts and never
+by an ``n_items x n_items`` dense array (the official FeatProp code materialises that array).
 
 Where the time goes, and why the code looks the way it does (1M items, 10M interactions):
 
-* The counts ``C[block] = Y[block] @ Y.T`` are a sparse product; scipy's kernel is single-threaded
-  but releases the GIL, so blocks run on ``torch.get_num_threads()`` Python threads.
-* Keeping the top ``k`` of every row is one in-place ``np.sort`` of a packed int64 key per block
-  (row, then count descending, then column ascending), followed by reading the first ``k + 1``
-  slots of each row. Sorting keys is ~10x faster than ``argsort`` plus gathers, and no Python
-  loop runs over rows.
+* The counts ``C[block] = Y[block] @ Y.T`` are a sparse product; scipy's kernel is
+  single-threaded but releases the GIL, so blocks run on ``torch.get_num_threads()`` Python
+  threads. Counts are accumulated in int16 where the item degrees allow it: the kernel's dense
+  accumulator is then half the int32 one and stays in cache longer (about 10% faster).
+* Keeping the top ``k`` of every row must not sort all of the block's entries (most of them are
+  count-1 pairs that never make the cut). :func:`_candidates` finds, per row, a lower bound on
+  the ``(k + 1)``-th best key from the maxima of a few chunks of the row, in one vectorised pass,
+  and only the entries above it (a few times ``k`` per row) are sorted. The passes run on
+  sub-blocks of about 256k entries, so that their temporaries stay in cache.
+* No Python loop runs over rows.
 """
 
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 from ._sparsetools import spgemm_into
 from ._validation import check_interactions
 
-__all__ = ["cointeraction_graph", "normalize_adjacency"]
+__all__ = ["NeighbourLists", "cointeraction_graph", "graph_from_neighbours", "neighbour_lists",
+           "normalize_adjacency", "SIMILARITIES"]
+
+#: The neighbour similarities of :func:`cointeraction_graph`.
+SIMILARITIES = ("count", "cosine", "asymmetric_cosine", "jaccard", "tfidf", "bm25")
+_COUNT_BASED = ("count", "cosine", "asymmetric_cosine", "jaccard")  # functions of c, d_i, d_j
+_SHRINKABLE = ("cosine", "asymmetric_cosine", "jaccard", "tfidf")  # those with a denominator
+_WEIGHTINGS = ("binary", "count", "similarity")
 
 # Co-interaction products (sum of the block's users' degrees, an upper bound on the block's
-# count entries) per block when ``batch_size`` is None. Each worker thread holds buffers of
-# 24 bytes per product (int32 column and count, two int64 sort arrays): ~100 MB at 4M. Blocks
-# of 2M-16M products build the 1M-item benchmark graph equally fast; smaller ones sort in cache.
+# count entries) per block when ``batch_size`` is None. Each worker thread holds buffers of 6 to
+# 12 bytes per product (the column and the count or weighted sum): 25-50 MB at 4M. Blocks of
+# 2M-16M products build the 1M-item benchmark graph equally fast.
 _BLOCK_WORK = 1 << 22
+# Entries per selection sub-block: its int64/float64 temporaries (a few MB) stay in L2/L3.
+_SELECT_ENTRIES = 1 << 18
+# Chunks per row, per kept slot, from which the per-row lower bound is taken (see _candidates).
+_CHUNKS_PER_SLOT = 4
+# Entries per chunk, at least: fewer chunks cost less to reduce than they save in sorting.
+_MIN_CHUNK = 4
 
 _INT32_MAX = np.iinfo(np.int32).max
 
+_K = [Interval(Integral, 1, None, closed="left")]
+_BATCH = [Interval(Integral, 1, None, closed="left"), None]
+_SIM_PARAMS = {
+    "similarity": [StrOptions(set(SIMILARITIES))],
+    "shrink": [Interval(Real, 0, None, closed="left")],
+    "asymmetric_alpha": [Interval(Real, 0, 1, closed="both"), None],
+    "bm25_k1": [Interval(Real, 0, None, closed="left"), None],
+    "bm25_b": [Interval(Real, 0, 1, closed="both"), None],
+    "batch_size": _BATCH,
+}
 
-def cointeraction_graph(Y, n_neighbors=20, *, symmetric=False, weighting="binary",
-                        batch_size=None):
-    """Build the top-k item-item co-interaction graph.
 
-    Row ``i`` of the result links item ``i`` to the ``n_neighbors`` other items that share the
-    most users with it. Pairs that share no user are never linked, even when an item has fewer
-    than ``n_neighbors`` co-interacted items; ties at the cut go to the smaller item index.
+# ------------------------------------------------------------------------------------------
+# Public API
+# ------------------------------------------------------------------------------------------
+
+@validate_params(
+    {"Y": ["array-like", "sparse matrix"], "n_neighbors": _K, "symmetric": ["boolean"],
+     "weighting": [StrOptions(set(_WEIGHTINGS))], **_SIM_PARAMS},
+    prefer_skip_nested_validation=True)
+def cointeraction_graph(Y, n_neighbors=20, *, similarity="count", shrink=0.0,
+                        asymmetric_alpha=None, bm25_k1=None, bm25_b=None, symmetric=False,
+                        weighting="binary", batch_size=None):
+    r"""Build the top-k item-item co-interaction graph.
+
+    Row ``i`` of the result links item ``i`` to the ``n_neighbors`` other items most similar to
+    it. Pairs that share no user are never linked, even when an item has fewer than
+    ``n_neighbors`` co-interacted items, and neither are pairs of zero similarity. Ranking is
+    within a row; ties go to the smaller item index.
+
+    With :math:`c_{ij}` the number of users of both items, :math:`d_i = c_{ii}` the number of
+    users of item ``i``, :math:`n_u` the number of items of user ``u``, :math:`N` the number of
+    items and :math:`\lambda` = ``shrink``, the similarities are:
+
+    * ``"count"`` (the FeatProp paper): :math:`s_{ij} = c_{ij}`.
+    * ``"cosine"``: :math:`s_{ij} = c_{ij} / (\sqrt{d_i d_j} + \lambda)`.
+    * ``"asymmetric_cosine"`` (Aiolli, RecSys 2013), with :math:`a` = ``asymmetric_alpha``:
+      :math:`s_{ij} = c_{ij} / (d_i^{a} d_j^{1-a} + \lambda)`. ``a = 0.5`` is the cosine,
+      ``a = 1`` ranks like the count (:math:`P(j \mid i)`), ``a = 0`` is :math:`P(i \mid j)`.
+    * ``"jaccard"``: :math:`s_{ij} = c_{ij} / (d_i + d_j - c_{ij} + \lambda)`.
+    * ``"tfidf"`` (implicit's ``TFIDFRecommender`` on binary data): with
+      :math:`w_u = \mathrm{idf}_u^2`, :math:`\mathrm{idf}_u = \ln N - \ln(1 + n_u)`,
+      :math:`S_{ij} = \sum_{u \in U_i \cap U_j} w_u` and :math:`q_i = S_{ii}`:
+      :math:`s_{ij} = S_{ij} / (\sqrt{q_i q_j} + \lambda)`.
+    * ``"bm25"`` (implicit's ``BM25Recommender`` on binary data), with :math:`K_1` =
+      ``bm25_k1``, :math:`B` = ``bm25_b``, :math:`L_i = (1 - B) + B d_i / \bar d` (:math:`\bar
+      d` the mean item degree) and :math:`f_i = (K_1 + 1) / (K_1 L_i + 1)`:
+      :math:`s_{ij} = f_i f_j S_{ij}`.
+
+    ``shrink`` (Dacrema et al.) penalises pairs of little support; it applies to the
+    similarities with a denominator (cosine, asymmetric cosine, Jaccard, TF-IDF).
+
+    Exactness of the ranking: ``"count"`` compares integers. ``"cosine"`` without shrinkage
+    ranks row ``i`` by :math:`c_{ij}^2 / d_j`, one correctly rounded float64 division of exact
+    integers, and ``"jaccard"`` without shrinkage by :math:`s_{ij}` itself, likewise: for item
+    degrees below :math:`2^{17}` (cosine) or :math:`2^{25}` (Jaccard) two different exact values
+    never round to the same float, so order and ties are exact. The other cases rank by the
+    float64 value of the formula, computed the same way whatever ``batch_size`` or the number of
+    threads: deterministic, and exact up to float64 rounding of the similarity. ``tfidf``
+    without shrinkage and ``bm25`` rank row ``i`` by :math:`\sum_u w_u g_j` (users in
+    increasing order, :math:`g_j = q_j^{-1/2}` or :math:`f_j`), summed by the sparse product
+    itself, and :math:`s_{ij} = g_i \sum_u w_u g_j`: the two directions of a pair may then
+    differ in the last bits of float64 (the symmetric union keeps the larger).
 
     Parameters
     ----------
     Y : {array-like, sparse matrix} of shape (n_items, n_users)
         Interactions, items as rows. Any non-zero value counts as one interaction.
     n_neighbors : int, default=20
-        Edges kept per item (row).
+        Edges kept per item (row), at most; values above ``n_items - 1`` keep every
+        co-interacted item.
+    similarity : {"count", "cosine", "asymmetric_cosine", "jaccard", "tfidf", "bm25"}, \
+            default="count"
+        How neighbours are ranked (formulas above).
+    shrink : float, default=0.0
+        The shrinkage term :math:`\lambda \ge 0` added to the denominator. Must be 0 for
+        ``"count"`` and ``"bm25"``, which have none.
+    asymmetric_alpha : float in [0, 1] or None, default=None
+        The exponent :math:`a` of ``"asymmetric_cosine"`` (None means 0.5). Only for that
+        similarity.
+    bm25_k1, bm25_b : float or None, default=None
+        :math:`K_1 \ge 0` and :math:`B \in [0, 1]` of ``"bm25"`` (None means implicit's
+        ``BM25Recommender`` defaults, 1.2 and 0.75). Only for that similarity.
     symmetric : bool, default=False
         If True, keep the union of both directions (``max(A, A.T)``); the paper keeps the
-        directed top-k graph.
-    weighting : {"binary", "count"}, default="binary"
+        directed top-k graph. Every similarity but the asymmetric cosine is symmetric, so the
+        union keeps each pair's single weight; for the asymmetric cosine it keeps the larger of
+        the two directions' weights.
+    weighting : {"binary", "count", "similarity"}, default="binary"
         ``"binary"`` gives every kept edge weight 1 (the paper: counts only rank neighbours);
-        ``"count"`` keeps the co-interaction count as the weight.
+        ``"count"`` keeps the co-interaction count :math:`c_{ij}` as the weight (not available
+        for ``"tfidf"``/``"bm25"``, whose product computes :math:`S_{ij}` only);
+        ``"similarity"`` keeps :math:`s_{ij}` (in float32).
     batch_size : int or None, default=None
         Item rows whose co-interaction counts are computed at once. None sizes blocks by their
         work (about 4 million co-interaction products each). The result does not depend on it.
@@ -64,6 +158,10 @@ def cointeraction_graph(Y, n_neighbors=20, *, symmetric=False, weighting="binary
     -------
     A : scipy.sparse.csr_matrix of shape (n_items, n_items), dtype float32
         The adjacency matrix, without self-loops, with sorted indices.
+
+    See Also
+    --------
+    neighbour_lists : Each item's ranked neighbours, built once for a grid over ``k``.
 
     Examples
     --------
@@ -75,63 +173,410 @@ def cointeraction_graph(Y, n_neighbors=20, *, symmetric=False, weighting="binary
            [1., 0., 0., 0.],
            [1., 0., 0., 0.],
            [0., 0., 0., 0.]], dtype=float32)
+    >>> A = cointeraction_graph(Y, n_neighbors=1, similarity="jaccard", weighting="similarity")
+    >>> A.toarray().round(3)  # item 2 shares 1 of 3 users with item 0
+    array([[0.   , 0.5  , 0.   , 0.   ],
+           [0.5  , 0.   , 0.   , 0.   ],
+           [0.333, 0.   , 0.   , 0.   ],
+           [0.   , 0.   , 0.   , 0.   ]], dtype=float32)
     """
-    if weighting not in ("binary", "count"):
-        raise ValueError(f"weighting must be 'binary' or 'count', got {weighting!r}.")
-    if int(n_neighbors) < 1:
-        raise ValueError(f"n_neighbors must be >= 1, got {n_neighbors}.")
-    Y = check_interactions(Y, Y.shape[0] if hasattr(Y, "shape") else len(Y), name="Y")
-    n_items = Y.shape[0]
-    k = int(n_neighbors)
+    _reject_bool(n_neighbors=n_neighbors, batch_size=batch_size)
+    Y = _check_Y(Y)
+    sim = _similarity(Y, similarity, shrink, asymmetric_alpha, bm25_k1, bm25_b)
+    _check_weighting(weighting, sim)
+    k = min(int(n_neighbors), max(Y.shape[0] - 1, 0))
+    indptr, cols, vals = _top_neighbours(Y, k, sim, batch_size, by_column=True)
+    return _adjacency(indptr, cols, vals, sim, Y.shape[0], symmetric, weighting)
 
-    # int32 counts are exact (float32 is not beyond 2**24 shared users); int32 indices halve the
-    # index traffic of the product, and every array handed to the kernel must share one dtype.
-    idx = np.int32 if max(Y.nnz, n_items, Y.shape[1]) < _INT32_MAX else np.int64
-    Yi = sp.csr_matrix((np.ones(Y.nnz, np.int32), Y.indices.astype(idx, copy=False),
+
+@dataclass(frozen=True, eq=False)
+class NeighbourLists:
+    """Each item's top neighbours in rank order, from :func:`neighbour_lists`.
+
+    Row ``i`` is ``indices[indptr[i]:indptr[i + 1]]``, best neighbour first, in the builder's
+    own total order (similarity descending, then item index ascending), so that the first ``k``
+    entries of every row are exactly the neighbours of :func:`cointeraction_graph` with
+    ``n_neighbors=k``. Memory: about 12 bytes per stored neighbour.
+
+    Attributes
+    ----------
+    indptr : ndarray of shape (n_items + 1,), dtype int64
+        Row boundaries.
+    indices : ndarray of shape (n_stored,)
+        Neighbour item indices, row by row, in rank order.
+    similarities : ndarray of shape (n_stored,), dtype float32
+        :math:`s_{ij}` of each stored neighbour (see :func:`cointeraction_graph`).
+    counts : ndarray of shape (n_stored,), dtype int32, or None
+        Co-interaction counts :math:`c_{ij}`; None for ``"tfidf"`` and ``"bm25"``.
+    similarity : str
+        The similarity the lists were ranked by.
+    max_neighbors : int
+        Neighbours held per row, at most (``n_items - 1`` if more were asked for).
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    similarities: np.ndarray
+    counts: object
+    similarity: str
+    max_neighbors: int
+
+    @property
+    def n_items(self):
+        """Number of items (rows)."""
+        return len(self.indptr) - 1
+
+
+@validate_params(
+    {"Y": ["array-like", "sparse matrix"], "max_neighbors": _K, **_SIM_PARAMS},
+    prefer_skip_nested_validation=True)
+def neighbour_lists(Y, max_neighbors=100, *, similarity="count", shrink=0.0,
+                    asymmetric_alpha=None, bm25_k1=None, bm25_b=None, batch_size=None):
+    """Build, once, each item's top ``max_neighbors`` neighbours ordered by rank.
+
+    One build serves a whole grid over ``k``: :func:`graph_from_neighbours` turns the lists into
+    the graph of :func:`cointeraction_graph` for any ``n_neighbors <= max_neighbors``, exactly.
+    It costs about what one :func:`cointeraction_graph` call at ``k = max_neighbors`` costs, and
+    memory O(n_items * max_neighbors).
+
+    Parameters
+    ----------
+    Y : {array-like, sparse matrix} of shape (n_items, n_users)
+        Interactions, items as rows. Any non-zero value counts as one interaction.
+    max_neighbors : int, default=100
+        Neighbours kept per item, at most (clipped to ``n_items - 1``).
+    similarity, shrink, asymmetric_alpha, bm25_k1, bm25_b, batch_size
+        As in :func:`cointeraction_graph`.
+
+    Returns
+    -------
+    neighbours : NeighbourLists
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmm.graph import cointeraction_graph, graph_from_neighbours, neighbour_lists
+    >>> Y = np.array([[1, 1, 0], [1, 0, 0], [0, 1, 1], [1, 1, 1]])
+    >>> lists = neighbour_lists(Y, 3, similarity="cosine")
+    >>> lists.indices[lists.indptr[0]:lists.indptr[1]]  # item 0's neighbours, best first
+    array([3, 1, 2], dtype=int32)
+    >>> A = graph_from_neighbours(lists, 2)
+    >>> bool((A != cointeraction_graph(Y, 2, similarity="cosine")).nnz == 0)
+    True
+    """
+    _reject_bool(max_neighbors=max_neighbors, batch_size=batch_size)
+    Y = _check_Y(Y)
+    sim = _similarity(Y, similarity, shrink, asymmetric_alpha, bm25_k1, bm25_b)
+    k = min(int(max_neighbors), max(Y.shape[0] - 1, 0))
+    indptr, cols, vals = _top_neighbours(Y, k, sim, batch_size, by_column=False)
+    rows = _entry_rows(indptr)
+    return NeighbourLists(
+        indptr=indptr, indices=cols,
+        similarities=sim.value(vals, cols, rows).astype(np.float32),
+        counts=vals.astype(np.int32) if sim.name in _COUNT_BASED else None,
+        similarity=sim.name, max_neighbors=k)
+
+
+@validate_params(
+    {"neighbours": [NeighbourLists], "n_neighbors": _K, "symmetric": ["boolean"],
+     "weighting": [StrOptions(set(_WEIGHTINGS))]},
+    prefer_skip_nested_validation=True)
+def graph_from_neighbours(neighbours, n_neighbors, *, symmetric=False, weighting="binary"):
+    """The top-``n_neighbors`` graph from ranked neighbour lists, without recomputing them.
+
+    The result equals ``cointeraction_graph(Y, n_neighbors, ...)`` with the lists' similarity
+    parameters, bit for bit: each row keeps the first ``n_neighbors`` entries of its list.
+
+    Parameters
+    ----------
+    neighbours : NeighbourLists
+        From :func:`neighbour_lists`.
+    n_neighbors : int
+        Edges kept per item, at most ``neighbours.max_neighbors`` (any value when the lists
+        hold every co-interacted item, ``max_neighbors == n_items - 1``).
+    symmetric : bool, default=False
+        As in :func:`cointeraction_graph`.
+    weighting : {"binary", "count", "similarity"}, default="binary"
+        As in :func:`cointeraction_graph`.
+
+    Returns
+    -------
+    A : scipy.sparse.csr_matrix of shape (n_items, n_items), dtype float32
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmm.graph import graph_from_neighbours, neighbour_lists
+    >>> lists = neighbour_lists(np.array([[1, 1, 0], [1, 0, 0], [0, 1, 1]]), 2)
+    >>> graph_from_neighbours(lists, 1, weighting="count").toarray()
+    array([[0., 1., 0.],
+           [1., 0., 0.],
+           [1., 0., 0.]], dtype=float32)
+    """
+    _reject_bool(n_neighbors=n_neighbors)
+    lists = neighbours
+    n_items = lists.n_items
+    if n_neighbors > lists.max_neighbors and lists.max_neighbors < n_items - 1:
+        raise ValueError(f"n_neighbors={n_neighbors} exceeds the neighbours held per item "
+                         f"(max_neighbors={lists.max_neighbors}); rebuild the lists with "
+                         f"neighbour_lists(Y, max_neighbors={n_neighbors}).")
+    if weighting == "count" and lists.counts is None:
+        raise ValueError(_COUNT_WEIGHTING_MSG.format(similarity=lists.similarity))
+    k = min(int(n_neighbors), lists.max_neighbors)
+    # The first k entries of every row, then columns ascending within rows (CSR order).
+    lengths = np.diff(lists.indptr)
+    take = np.minimum(lengths, k)
+    pos = np.arange(take.sum()) + np.repeat(lists.indptr[:-1] - _offsets(take), take)
+    rows = np.repeat(np.arange(n_items, dtype=np.int64), take)
+    order = np.argsort(rows * max(n_items, 1) + lists.indices[pos])
+    pos = pos[order]
+    indptr = np.zeros(n_items + 1, np.int64)
+    np.cumsum(take, out=indptr[1:])
+    data = {"binary": None,
+            "count": None if lists.counts is None else lists.counts[pos],
+            "similarity": lists.similarities[pos]}[weighting]
+    return _assemble(indptr, lists.indices[pos], data, n_items, symmetric)
+
+
+# ------------------------------------------------------------------------------------------
+# Argument checks
+# ------------------------------------------------------------------------------------------
+
+_COUNT_WEIGHTING_MSG = ("weighting='count' is not available with similarity={similarity!r}: its "
+                        "sparse product sums user weights, not co-counts. Use "
+                        "weighting='similarity' or 'binary'.")
+
+
+def _reject_bool(**params):
+    """``validate_params`` accepts True as an int (bool is an Integral): refuse it."""
+    for name, value in params.items():
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name} must be an int, got the bool {value!r}.")
+
+
+def _check_Y(Y):
+    """``Y`` as a binary CSR matrix (:func:`~skmm._validation.check_interactions`, the one
+    check of interaction matrices), its rows the items."""
+    if Y is None or isinstance(Y, (str, bytes)) or np.isscalar(Y):
+        raise TypeError(f"Y must be an (n_items, n_users) interaction matrix, got {Y!r}.")
+    shape = getattr(Y, "shape", None)
+    if shape is not None:
+        n_items = shape[0] if len(shape) else 0
+    else:
+        n_items = len(Y) if hasattr(Y, "__len__") else 0
+    return check_interactions(Y, n_items, name="Y")
+
+
+def _check_weighting(weighting, sim):
+    if weighting == "count" and sim.name not in _COUNT_BASED:
+        raise ValueError(_COUNT_WEIGHTING_MSG.format(similarity=sim.name))
+
+
+# ------------------------------------------------------------------------------------------
+# Similarities: the value of a pair, and the key that ranks it inside its row
+# ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class _Similarity:
+    """One similarity, with the per-item (and per-user) quantities its formula needs.
+
+    ``vals`` below are what the sparse product delivers for an entry: the co-count
+    :math:`c_{ij}` (count-based similarities) or a weighted sum (``"tfidf"``/``"bm25"``):
+    :math:`\\sum_u w_u g_j` when the column factor ``g`` is folded into the product (its
+    right operand holds :math:`g_j` instead of 1), so that the sum is already the ranking key
+    and no per-entry gather is needed, else :math:`S_{ij}`. ``rows`` are the entries' global
+    row indices.
+    """
+
+    name: str
+    shrink: float
+    alpha: float
+    degree: np.ndarray  # d_i as float64 (exact: degrees are < 2**53)
+    user_weight: object = None  # w_u = idf_u ** 2, for the weighted product
+    item_factor: object = None  # q_i (tfidf) or f_i (bm25)
+    column_factor: object = None  # g_j folded into the product: q_j ** -0.5 (tfidf) or f_j
+
+    @property
+    def folded(self):
+        """Whether the product's sums already carry the column factor."""
+        return self.column_factor is not None
+
+    @property
+    def weighted(self):
+        """Whether the product sums user weights (else it counts co-interactions)."""
+        return self.user_weight is not None
+
+    def rank_key(self, vals, cols, rows):
+        """Per-entry key, larger is better; equal keys tie (broken by the smaller column).
+
+        ``count`` packs the column into an int64 key, so that keys within a row are distinct:
+        ``c * n - col`` orders by count descending, then column ascending.
+        """
+        if self.name == "count":
+            key = np.multiply(vals, len(self.degree), dtype=np.int64)
+            key -= cols
+            return key
+        if self.name == "cosine" and self.shrink == 0:
+            # c^2 / d_j: the row's own 1/sqrt(d_i) drops out, and one correctly rounded division
+            # of exact integers keeps order and ties exact (see cointeraction_graph).
+            c = vals.astype(np.float64)
+            c *= c
+            c /= self.degree[cols]
+            return c
+        if self.folded:
+            return vals  # sum_u w_u g_j: the row's factor g_i drops out
+        return self.value(vals, cols, rows())
+
+    def value(self, vals, cols, rows):
+        """The similarity :math:`s_{ij}` in float64 (formulas in cointeraction_graph)."""
+        v = vals.astype(np.float64)
+        d, lam = self.degree, self.shrink
+        if self.name == "count":
+            return v
+        if self.name == "cosine":
+            return v / (np.sqrt(d[rows] * d[cols]) + lam)
+        if self.name == "asymmetric_cosine":
+            return v / (d[rows] ** self.alpha * d[cols] ** (1 - self.alpha) + lam)
+        if self.name == "jaccard":
+            return v / (d[rows] + d[cols] - v + lam)
+        if self.folded:  # s_ij = g_i * sum_u w_u g_j
+            return v * self.column_factor[rows]
+        f = self.item_factor
+        if self.name == "tfidf":
+            return v / (np.sqrt(f[rows] * f[cols]) + lam)
+        return v * (f[rows] * f[cols])  # bm25
+
+
+def _similarity(Y, name, shrink, alpha, k1, b):
+    """Check the similarity's parameters and precompute what its formula needs."""
+    for param, value in (("asymmetric_alpha", alpha), ("bm25_k1", k1), ("bm25_b", b)):
+        owner = "asymmetric_cosine" if param == "asymmetric_alpha" else "bm25"
+        if value is not None and name != owner:
+            raise ValueError(f"{param} applies to similarity={owner!r} only, got "
+                             f"similarity={name!r}.")
+    if shrink != 0 and name not in _SHRINKABLE:
+        raise ValueError(f"shrink applies to similarities with a denominator "
+                         f"{list(_SHRINKABLE)}; similarity={name!r} has none, so shrink must "
+                         f"be 0, got {shrink!r}.")
+    n_items = Y.shape[0]
+    degree = np.diff(Y.indptr).astype(np.float64)
+    alpha = 0.5 if alpha is None else float(alpha)
+    if name == "asymmetric_cosine" and alpha == 0.5:
+        name = "cosine"  # the same ranking, computed the cosine's exact way
+    if name not in ("tfidf", "bm25"):
+        return _Similarity(name, float(shrink), alpha, degree)
+    users = np.bincount(Y.indices, minlength=Y.shape[1])
+    idf = np.log(n_items) - np.log1p(users)  # implicit's idf: ln N - ln(1 + n_u)
+    user_weight = idf * idf
+    if name == "tfidf":
+        # q_i = sum of w_u over i's users, the squared norm of i's tf-idf vector.
+        # bincount adds in entry order (users ascending), as the product does for S_ii.
+        factor = np.bincount(np.repeat(np.arange(n_items), np.diff(Y.indptr)),
+                             weights=user_weight[Y.indices], minlength=n_items)
+    else:
+        k1 = 1.2 if k1 is None else float(k1)
+        b = 0.75 if b is None else float(b)
+        mean = degree.mean() if n_items else 1.0
+        length_norm = (1.0 - b) + b * degree / (mean if mean > 0 else 1.0)
+        factor = (k1 + 1.0) / (k1 * length_norm + 1.0)
+    if name == "bm25":
+        column = factor
+    elif shrink == 0:  # tfidf: 1/sqrt(q_j); q_j = 0 only if every w_u of j is 0 (no entries)
+        column = np.divide(1.0, np.sqrt(factor), out=np.zeros_like(factor), where=factor > 0)
+    else:  # shrinkage does not factor: the plain sums, and the formula per entry
+        column = None
+    return _Similarity(name, float(shrink), alpha, degree, user_weight, factor, column)
+
+
+# ------------------------------------------------------------------------------------------
+# The build: blocks of rows, a sparse product per block, a top-k selection per row
+# ------------------------------------------------------------------------------------------
+
+def _top_neighbours(Y, k, sim, batch_size, *, by_column):
+    """Each row's top ``k`` neighbours: ``(indptr, cols, vals)`` with int64 ``indptr``.
+
+    Within a row, entries come in rank order, or in column order if ``by_column`` (the CSR
+    order of the graph; sorting there keeps that work on the worker threads).
+    """
+    n_items, n_users = Y.shape
+    # int32 indices halve the index traffic of the product, and every array handed to the
+    # kernel must share one dtype.
+    idx = np.int32 if max(Y.nnz, n_items, n_users) < _INT32_MAX else np.int64
+    if sim.weighted:
+        vdtype = np.float64
+    else:
+        # Counts are exact integers bounded by the largest item degree (the diagonal); int16
+        # keeps the kernel's dense accumulator small.
+        max_degree = int(np.diff(Y.indptr).max()) if n_items else 0
+        vdtype = np.int16 if max_degree < np.iinfo(np.int16).max else np.int32
+    left = np.ones(Y.nnz, vdtype) if not sim.weighted else sim.user_weight[Y.indices]
+    Yi = sp.csr_matrix((left, Y.indices.astype(idx, copy=False),
                         Y.indptr.astype(idx, copy=False)), shape=Y.shape)
-    Yt = Yi.T.tocsr()
+    right = (np.ones(Y.nnz, vdtype) if not sim.folded else
+             np.repeat(sim.column_factor, np.diff(Y.indptr)))
+    Yt = sp.csr_matrix((right, Y.indices, Y.indptr), shape=Y.shape).T.tocsr()
     Yt.indptr, Yt.indices = Yt.indptr.astype(idx, copy=False), Yt.indices.astype(idx, copy=False)
 
-    blocks = list(_row_blocks(Yi, batch_size))
+    n_threads = _n_threads()
+    blocks = list(_row_blocks(Yi, batch_size, n_threads))
     # Each worker thread reuses its own buffers across blocks: a fresh 100 MB array costs more
     # in page faults than the passes that fill it (measured ~10x), so nothing block-sized is
-    # allocated per block. They are freed with ``scratch`` before the matrix is assembled.
+    # allocated per block.
     scratch = threading.local()
     buf_size = max([work for _, _, work in blocks] + [1])
 
-    def topk_block(block):
+    def top_block(block):
         start, stop, work = block
-        buf = _buffers(scratch, buf_size, idx)
-        indptr, cols, counts = _spgemm(Yi, Yt, start, stop, work, buf)
-        return _topk_per_row(indptr, cols, counts, start, n_items, k, buf)
+        buf = _buffers(scratch, buf_size, idx, vdtype)
+        indptr, cols, vals = _spgemm(Yi, Yt, start, stop, work, buf)
+        return _top_block(indptr, cols, vals, start, k, sim, by_column)
 
-    n_threads = min(_n_threads(), len(blocks))
-    if n_threads > 1:
+    n_threads = min(n_threads, len(blocks))
+    if k == 0:
+        parts = []
+    elif n_threads > 1:
         with ThreadPoolExecutor(n_threads) as pool:
-            parts = list(pool.map(topk_block, blocks))  # in block order: deterministic
+            parts = list(pool.map(top_block, blocks))  # in block order: deterministic
     else:
-        parts = [topk_block(b) for b in blocks]
-
-    # The blocks' kept entries are already in CSR order (rows ascending, columns ascending), so
-    # the matrix is assembled directly rather than through a COO conversion.
-    indices = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, idx)
-    indptr = np.zeros(n_items + 1, idx if len(indices) < _INT32_MAX else np.int64)
+        parts = [top_block(b) for b in blocks]
+    indptr = np.zeros(n_items + 1, np.int64)
     if parts:
         np.cumsum(np.concatenate([p[0] for p in parts]), out=indptr[1:])
-    if weighting == "binary":
-        data = np.ones(len(indices), np.float32)
+        cols = np.concatenate([p[1] for p in parts])
+        vals = np.concatenate([p[2] for p in parts])
     else:
-        data = np.concatenate([p[2] for p in parts]).astype(np.float32)
-    # Free the blocks, the buffers and the integer copies of Y before the union of both
-    # directions, the build's largest step (on 5M items: about 0.8 GB less at the peak).
-    parts = scratch = Yi = Yt = None
-    A = sp.csr_matrix((data, indices, indptr), shape=(n_items, n_items))
+        cols, vals = np.zeros(0, idx), np.zeros(0, vdtype)
+    return indptr, cols, vals
+
+
+def _adjacency(indptr, cols, vals, sim, n_items, symmetric, weighting):
+    """The float32 CSR graph from column-ordered top-k rows."""
+    if weighting == "binary":
+        data = None
+    elif weighting == "count":
+        data = vals
+    else:
+        data = sim.value(vals, cols, _entry_rows(indptr))
+    return _assemble(indptr, cols, data, n_items, symmetric)
+
+
+def _assemble(indptr, cols, data, n_items, symmetric):
+    """CSR matrix from rows already in CSR order; ``data`` None means binary weights."""
+    idx = cols.dtype if len(cols) < _INT32_MAX else np.int64
+    data = np.ones(len(cols), np.float32) if data is None else data.astype(np.float32)
+    A = sp.csr_matrix((data, cols.astype(idx, copy=False), indptr.astype(idx)),
+                      shape=(n_items, n_items))
     A.has_sorted_indices = True
     if symmetric:
-        # Counts are symmetric, so the union keeps each pair's single weight.
+        # For symmetric similarities the union keeps each pair's single weight.
         A = A.maximum(A.T).tocsr()
         A.sort_indices()
     return A
+
+
+def _entry_rows(indptr):
+    """Row index of every entry of a CSR structure."""
+    return np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
 
 
 def _n_threads():
@@ -144,23 +589,28 @@ def _n_threads():
         return max(len(os.sched_getaffinity(0)), 1)
 
 
-def _row_blocks(Y, batch_size):
+def _row_blocks(Y, batch_size, n_threads=1):
     """Yield ``(start, stop, work)`` row ranges covering ``Y``.
 
     ``work`` is the number of products the block's sparse matmul performs (each of a row's users
-    contributes its degree), an upper bound on the block's count entries.
+    contributes its degree), an upper bound on the block's count entries. Without
+    ``batch_size``, blocks hold about ``_BLOCK_WORK`` products, fewer on a small graph so that
+    every thread gets a few blocks (at least 64k products each: a block's fixed cost is the
+    kernel's dense accumulator, one entry per item).
     """
     n_items = Y.shape[0]
     user_degree = np.bincount(Y.indices, minlength=Y.shape[1]).astype(np.int64)
     work = np.zeros(n_items + 1, np.int64)
-    np.cumsum(Y @ user_degree, out=work[1:])
+    np.cumsum(sp.csr_matrix((np.ones(Y.nnz, np.int64), Y.indices, Y.indptr), shape=Y.shape)
+              @ user_degree, out=work[1:])
     if batch_size is not None:
         step = max(int(batch_size), 1)
         stops = range(step, n_items + step, step)
     else:
+        per_block = min(_BLOCK_WORK, max(int(work[-1]) // (4 * n_threads), 1 << 16))
         stops, start = [], 0
         while start < n_items:
-            stop = int(np.searchsorted(work, work[start] + _BLOCK_WORK, side="right")) - 1
+            stop = int(np.searchsorted(work, work[start] + per_block, side="right")) - 1
             start = min(max(stop, start + 1), n_items)
             stops.append(start)
     start = 0
@@ -170,21 +620,21 @@ def _row_blocks(Y, batch_size):
         start = stop
 
 
-def _buffers(scratch, size, idx):
-    """This thread's reusable ``(indices, counts, key, aux)`` buffers of ``size`` entries."""
+def _buffers(scratch, size, idx, vdtype):
+    """This thread's reusable ``(indices, values)`` product buffers of ``size`` entries."""
     bufs = getattr(scratch, "bufs", None)
     if bufs is None or len(bufs[0]) < size:
-        scratch.bufs = bufs = (np.empty(size, idx), np.empty(size, np.int32),
-                               np.empty(size, np.int64), np.empty(size, np.int64))
+        scratch.bufs = bufs = (np.empty(size, idx), np.empty(size, vdtype))
     return bufs
 
 
 def _spgemm(Yi, Yt, start, stop, work, buf):
-    """Counts ``Yi[start:stop] @ Yt`` as CSR arrays ``(indptr, indices, data)``.
+    """``Yi[start:stop] @ Yt`` as CSR arrays ``(indptr, indices, data)``.
 
     scipy's ``@`` first runs a symbolic pass only to size the output; the number of products
     ``work`` already bounds it, so the numeric kernel is called directly (about 15% faster) and
-    writes into the thread's buffers. The kernel drops zero sums, so every count is positive.
+    writes into the thread's buffers. The kernel drops zero sums: every entry is a pair that
+    shares a user (and, for weighted sums, has a non-zero similarity).
     """
     idx = Yi.indices.dtype
     if work >= _INT32_MAX and idx == np.int32:  # pragma: no cover - counts overflow int32 idx
@@ -195,61 +645,135 @@ def _spgemm(Yi, Yt, start, stop, work, buf):
                        Yi.data[lo:hi], Yt, buf[0][:max(work, 1)], buf[1][:max(work, 1)])
 
 
-def _topk_per_row(indptr, cols, counts, start, n_cols, k, buf):
-    """Keep, per row of a CSR count block, the ``k`` largest counts off the diagonal.
+def _top_block(indptr, cols, vals, start, k, sim, by_column):
+    """The top ``k`` of every row of a product block, in sub-blocks of rows that fit in cache.
 
-    Returns the number of kept entries per row, and their columns (ascending within each row)
-    and counts, in row order.
-
-    Vectorised over the block: one in-place sort of an int64 key that orders by row, then by
-    descending count, then by ascending column. After it the best entries of row ``r`` occupy
-    the first slots of its (unchanged) segment ``indptr[r]:indptr[r+1]``. The diagonal (the
-    item's own degree) is the row's largest count, so it sits among the first ``k + 1`` slots
-    unless ``k + 1`` other items tie with it; reading ``k + 1`` slots, dropping the diagonal and
-    keeping ``k`` is therefore exact.
+    Returns the number of kept entries per row and their columns and values, row by row.
     """
     n_rows = len(indptr) - 1
-    lengths = np.diff(indptr)
+    bounds = np.searchsorted(indptr, np.arange(0, indptr[-1], _SELECT_ENTRIES), side="right") - 1
+    bounds = np.unique(np.append(bounds, n_rows))
+    parts = []
+    for r0, r1 in zip(bounds[:-1], bounds[1:]):
+        s, e = indptr[r0], indptr[r1]
+        parts.append(_top_rows(indptr[r0:r1 + 1] - s, cols[s:e], vals[s:e], start + r0, k,
+                               sim, by_column))
+    if not parts:
+        return np.zeros(n_rows, np.int64), cols[:0].copy(), vals[:0].copy()
+    if bounds[0] > 0:  # leading empty rows
+        parts.insert(0, (np.zeros(bounds[0], np.int64), cols[:0], vals[:0]))
+    return tuple(np.concatenate(p) for p in zip(*parts))
+
+
+def _top_rows(indptr, cols, vals, start, k, sim, by_column):
+    """Keep, per row of a CSR product block, the ``k`` best entries off the diagonal.
+
+    The best ``k + 1`` entries of the row in the total order (key descending, column
+    ascending) are found, the diagonal is dropped and the first ``k`` kept: exact whether or not
+    the diagonal is among them. Only the candidates of :func:`_candidates` are sorted, and
+    only the first ``k + 1`` of each row are read back.
+    """
+    n_rows = len(indptr) - 1
     if len(cols) == 0:
-        return np.zeros(n_rows, np.int64), cols[:0], counts[:0]
-    max_cnt = int(counts.max())
-    # key = row * span + (max_cnt - count) * n_cols + column orders by (row, -count, column).
-    span = (max_cnt + 1) * n_cols
-    if n_rows * span < (1 << 62):
-        m = len(cols)
-        key, aux = buf[2][:m], buf[3][:m]
-        np.multiply(counts, -n_cols, out=key, dtype=np.int64)
-        key += cols
-        # + row * span + max_cnt * n_cols, without np.repeat's fresh array: the cumsum of
-        # steps placed at the row starts.
-        aux[:] = 0
-        aux[0] = max_cnt * n_cols
-        starts = indptr[1:-1]
-        np.add.at(aux, starts[starts < m], span)  # add.at: empty rows repeat a start
-        np.cumsum(aux, out=aux)
-        key += aux
-        key.sort()  # in place; keys are distinct, so stability is irrelevant
-        take = np.minimum(lengths, k + 1)
-        pos = np.arange(take.sum()) + np.repeat(indptr[:-1] - _offsets(take), take)
-        row, rest = np.divmod(key[pos], span)
-        neg, col = np.divmod(rest, n_cols)
-        cnt = max_cnt - neg
-    else:  # pragma: no cover - astronomically large counts x columns: same order, slower
-        row = np.repeat(np.arange(n_rows, dtype=np.int64), lengths)
-        order = np.lexsort((cols, -counts.astype(np.int64), row))
-        take = np.minimum(lengths, k + 1)
-        pos = np.arange(take.sum()) + np.repeat(indptr[:-1] - _offsets(take), take)
-        row, col, cnt = row[order[pos]], cols[order[pos]].astype(np.int64), counts[order[pos]]
-    off_diag = col != row + start
-    row, col, cnt = row[off_diag], col[off_diag], cnt[off_diag]
+        return np.zeros(n_rows, np.int64), cols, vals
+    key = sim.rank_key(vals, cols, lambda: start + _entry_rows(indptr))
+    cand = _candidates(key, indptr, np.diff(indptr), k + 1)
+    # ``cand`` is ascending, so each row's candidates form one segment.
+    cand_ptr = np.searchsorted(cand, indptr)
+    per_row = np.diff(cand_ptr)
+    row = np.repeat(np.arange(n_rows), per_row)
+    take = np.minimum(per_row, k + 1)
+    pos = np.arange(take.sum()) + np.repeat(cand_ptr[:-1] - _offsets(take), take)
+    if sim.name == "count":
+        col, val = _best_counts(row, key[cand], pos, len(sim.degree), vals.dtype)
+    else:
+        best = cand[_rank_order(row, key[cand], cols[cand])[pos]]
+        col, val = cols[best], vals[best]
+    row = row[pos]
+    off_diagonal = col != row + start
+    row, col, val = row[off_diagonal], col[off_diagonal], val[off_diagonal]
+    keep = _first_per_row(row, n_rows, k)
+    row, col, val = row[keep], col[keep], val[keep]
+    if by_column:
+        order = np.argsort(row * len(sim.degree) + col)
+        col, val = col[order], val[order]
+    return np.bincount(row, minlength=n_rows), col.astype(cols.dtype), val
+
+
+def _candidates(key, indptr, lengths, n_best):
+    """Indices of the entries that may be among their row's ``n_best`` best keys.
+
+    A row is cut into chunks of at least 8 entries, at most ``G = 4 * n_best`` of them. When it
+    has at least ``n_best`` chunks, their maxima are distinct entries, so the ``n_best``-th
+    largest of them is a lower bound on the row's ``n_best``-th largest key, and every entry
+    below it can be dropped; shorter rows are kept whole. Entries equal to the bound are kept,
+    so ties at the cut are resolved later, exactly. One reduction and one comparison pass over
+    the block replace sorting it: on long rows a few times ``n_best`` entries remain.
+    """
+    G = _CHUNKS_PER_SLOT * n_best
+    step = np.maximum(lengths // G, _MIN_CHUNK)
+    n_chunks = np.minimum(lengths // step, G)  # the last chunk takes the remainder
+    cut = n_chunks >= n_best
+    if not cut.any():
+        return np.arange(len(key))
+    # Chunk starts, row by row (one chunk for a row that is kept whole), so that each reduceat
+    # segment ends where the next chunk (or row) begins.
+    n_chunks = np.where(cut, n_chunks, lengths > 0)
+    chunk_row = np.repeat(np.arange(len(lengths)), n_chunks)
+    within = np.arange(len(chunk_row)) - np.repeat(_offsets(n_chunks), n_chunks)
+    starts = indptr[:-1][chunk_row] + within * step[chunk_row]
+    maxima = np.maximum.reduceat(key, starts)
+    # The maxima of the cut rows in a (rows, G) table, padded with the lowest key, so that one
+    # partition along the rows finds every row's n_best-th largest.
+    lowest = np.iinfo(key.dtype).min if key.dtype.kind == "i" else -np.inf
+    in_cut = cut[chunk_row]
+    table = np.full((int(cut.sum()), G), lowest, key.dtype)
+    table[(np.cumsum(cut) - 1)[chunk_row[in_cut]], within[in_cut]] = maxima[in_cut]
+    bound = np.full(len(lengths), lowest, key.dtype)
+    bound[cut] = np.partition(table, G - n_best, axis=1)[:, G - n_best]
+    return np.flatnonzero(key >= np.repeat(bound, lengths))
+
+
+def _best_counts(row, key, pos, n_cols, dtype):
+    """Columns and counts at positions ``pos`` of the count candidates in rank order.
+
+    The keys ``c * n_cols - col`` are distinct within a row, so one in-place sort of a packed
+    int64 key (row, then key descending) orders them, and the column and count are decoded from
+    it: no argsort and no gathers (sorting keys is several times faster than argsort).
+    """
+    hi, lo = int(key.max()), int(key.min())
+    span = hi - lo + 1
+    if (int(row[-1]) + 1) * span >= (1 << 62):  # pragma: no cover - astronomically large keys
+        key = key[np.lexsort((-key, row))][pos]
+    else:
+        packed = row * span
+        packed += hi - key
+        packed.sort()
+        # Rows keep their segments in the sort, so the row part is known: no int64 division.
+        key = hi - (packed[pos] - row[pos] * span)
+    count = -(-key // n_cols)  # key = c * n_cols - col with 0 <= col < n_cols
+    return count * n_cols - key, count.astype(dtype)
+
+
+def _rank_order(row, key, col):
+    """The permutation sorting float keys by row ascending, key descending, column ascending.
+
+    The keys are replaced by their dense ranks (equal keys, equal ranks: ties stay exact), so
+    that one argsort of a packed int64 key does the work of a three-key lexsort.
+    """
+    _, rank = np.unique(key, return_inverse=True)
+    n_ranks, n_cols = int(rank.max()) + 1, int(col.max()) + 1
+    if (int(row[-1]) + 1) * n_ranks * n_cols >= (1 << 62):  # pragma: no cover - huge blocks
+        return np.lexsort((col, -key, row))
+    packed = (row * n_ranks + (n_ranks - 1 - rank)) * n_cols
+    packed += col
+    return np.argsort(packed)
+
+
+def _first_per_row(row, n_rows, n):
+    """Mask of the first ``n`` of each row's entries (``row`` grouped and ascending)."""
     per_row = np.bincount(row, minlength=n_rows)
-    rank = np.arange(len(row)) - np.repeat(_offsets(per_row), per_row)
-    top = rank < k
-    row, col, cnt = row[top], col[top], cnt[top]
-    # CSR order: columns ascending within each row (the sort left them by count).
-    order = np.argsort(row * n_cols + col)
-    per_row = np.bincount(row, minlength=n_rows)
-    return per_row, col[order].astype(cols.dtype), cnt[order].astype(np.int32)
+    return np.arange(len(row)) - np.repeat(_offsets(per_row), per_row) < n
 
 
 def _offsets(lengths):
@@ -259,18 +783,27 @@ def _offsets(lengths):
     return out
 
 
+# ------------------------------------------------------------------------------------------
+# Normalisation
+# ------------------------------------------------------------------------------------------
+
+@validate_params(
+    {"A": ["sparse matrix"], "normalization": [StrOptions({"sym", "rw"})],
+     "dtype": "no_validation", "copy": ["boolean"]},
+    prefer_skip_nested_validation=True)
 def normalize_adjacency(A, normalization="sym", *, dtype=np.float32, copy=True):
     """Normalise an adjacency matrix for propagation.
 
     Parameters
     ----------
     A : scipy.sparse matrix of shape (n_items, n_items)
-        Non-negative edge weights; row ``i`` lists the items that ``i`` pulls values from.
+        Non-negative finite edge weights (bool, integer or float); row ``i`` lists the items
+        that ``i`` pulls values from.
     normalization : {"sym", "rw"}, default="sym"
         ``"sym"`` is ``D^-1/2 A D^-1/2`` with ``D`` the row sums of ``A`` on both sides (the
         paper's rule, also for a directed graph); ``"rw"`` is ``D^-1 A``, row-stochastic, so a
         propagated value is a weighted average of its neighbours' values.
-    dtype : numpy dtype, default=np.float32
+    dtype : numpy floating dtype, default=np.float32
         The dtype of the result (the degrees are computed in float64 either way).
     copy : bool, default=True
         If False, the result shares ``A``'s index arrays (``indices``, ``indptr``) when ``A`` is
@@ -281,10 +814,37 @@ def normalize_adjacency(A, normalization="sym", *, dtype=np.float32, copy=True):
     -------
     P : scipy.sparse.csr_matrix of dtype ``dtype``
         Rows of items without edges stay zero.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from skmm.graph import normalize_adjacency
+    >>> A = sp.csr_matrix(np.array([[0, 1, 1], [1, 0, 0], [0, 0, 0]]))
+    >>> normalize_adjacency(A, "rw").toarray()
+    array([[0. , 0.5, 0.5],
+           [1. , 0. , 0. ],
+           [0. , 0. , 0. ]], dtype=float32)
     """
-    if normalization not in ("sym", "rw"):
-        raise ValueError(f"normalization must be 'sym' or 'rw', got {normalization!r}.")
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"dtype must be a numpy floating dtype, got {dtype!r}.") from exc
+    if dtype.kind != "f":
+        raise ValueError(f"dtype must be a floating dtype (float32 or float64), got {dtype}; an "
+                         f"integer result would truncate every weight to 0.")
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"A must be a square (n_items, n_items) adjacency matrix, got shape "
+                         f"{A.shape}.")
+    if A.dtype.kind not in "biuf":
+        raise TypeError(f"A must hold real edge weights (bool, int or float), got dtype "
+                        f"{A.dtype}.")
     A = sp.csr_matrix(A)
+    weights = A.data[:A.nnz]
+    if weights.dtype.kind == "f" and not np.isfinite(weights).all():
+        raise ValueError("A contains NaN or infinite edge weights.")
+    if weights.dtype.kind in "if" and (weights < 0).any():
+        raise ValueError("A contains negative edge weights; normalisation needs non-negative "
+                         "weights.")
     n_rows = A.shape[0]
     lengths = np.diff(A.indptr)
     deg = np.zeros(n_rows)

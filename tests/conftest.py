@@ -34,7 +34,11 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def requires_cuda(test):
+    """Mark a test as a CUDA test (``pytest -m cuda`` selects them, as ``make bench-gpu`` does)
+    and skip it where no CUDA device is available."""
+    test = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")(test)
+    return pytest.mark.cuda(test)
 
 
 def random_interactions(n_items, n_users, density, seed, *, n_isolated=0, n_blocks=1):

@@ -32,7 +32,7 @@ def test_simulate_missing_one_removes_one_block():
     ({"modalities": [2, 2]}, "sums to 4"),
     ({"rate": 1.5}, "rate"),
     ({"mode": "some"}, "mode"),
-    ({"modalities": 5}, "sequence"),
+    ({"modalities": 5}, "modalities"),
 ])
 def test_simulate_missing_bad_arguments(kwargs, match):
     args = {"modalities": [3, 2], "rate": 0.5} | kwargs

@@ -53,5 +53,5 @@ def test_score_without_positives_is_nan_with_a_warning(make):
     from sklearn.exceptions import UndefinedMetricWarning
 
     model = make(0).fit(DATA.X, DATA.Y)
-    with pytest.warns(UndefinedMetricWarning, match="no user has a positive in y"):
+    with pytest.warns(UndefinedMetricWarning, match="no user has a positive"):
         assert np.isnan(model.score(DATA.X, sp.csr_matrix(DATA.Y.shape)))

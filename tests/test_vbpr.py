@@ -28,7 +28,7 @@ def test_score_is_the_vbpr_formula():
         for n, (u, i) in enumerate(zip(users.numpy(), items.numpy())):
             expected = b[i] + gu[u] @ gi[i] + tu[u] @ (E @ F[i]) + bp @ F[i]
             assert np.isclose(s_pos[n].item(), expected, atol=1e-5)
-        U, V = m.factor_matrices(f)
+        U, V = m.factor_matrices()
         full = (U @ V.T).numpy()
         expected = (b[None, :] + F @ bp + gu @ gi.T + tu @ (F @ E.T).T)
         np.testing.assert_allclose(full, expected, atol=1e-5)
@@ -129,9 +129,11 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="NaN"):
         VBPRRecommender(device="cpu").fit(X, data.Y)
     model = VBPRRecommender(max_epochs=1, device="cpu", random_state=0).fit(data.X, data.Y)
+    np.testing.assert_array_equal(model.decision_function(data.X[[7, 3]]),
+                                  model.decision_function(data.X)[[7, 3]])  # rows recognised
     with pytest.raises(ValueError, match="warm-start"):
-        model.decision_function(data.X[:10])
-    with pytest.raises(ValueError, match="k must be"):
+        model.decision_function(data.X[:10] + 1)
+    with pytest.raises(ValueError, match="'k' parameter of recommend"):
         model.recommend(data.X, k=0)
 
 
@@ -142,3 +144,68 @@ def test_fit_leaves_the_global_torch_generator_alone():
     torch.manual_seed(123)
     VBPRRecommender(max_epochs=1, device="cpu", random_state=0).fit(data.X, data.Y)
     torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_epochs_equal_numpy_gradients_and_adam(monkeypatch):
+    """Three full-batch epochs of VBPR against its objective's gradients derived by hand and
+    torch's Adam written in numpy, from the same initial weights and triples."""
+    from skorch.dataset import Dataset
+
+    from skmm._bpr import BPRBatches, training_pairs
+    from skmm._random import seeded_global_generator
+    from skmm.vbpr import _estimator as vbpr_estimator
+
+    data = make_multimodal(40, 25, (4, 3), density=0.15, random_state=3)
+    seen = {}
+
+    def spy(Y, candidates=None):
+        seen["pairs"], seen["sampler"] = training_pairs(Y, candidates)
+        return seen["pairs"], seen["sampler"]
+
+    monkeypatch.setattr(vbpr_estimator, "training_pairs", spy)
+    lr, reg, breg, preg, seed = 0.01, 0.1, 0.2, 0.05, 4
+    model = VBPRRecommender(n_factors=3, n_content_factors=2, reg_weight=reg, bias_reg=breg,
+                            projection_reg=preg, lr=lr, batch_size=10_000, max_epochs=3,
+                            device="cpu", random_state=seed).fit(data.X, data.Y)
+    F = data.X.astype(np.float64)
+    with seeded_global_generator(seed):
+        init = VBPRModule(25, 40, torch.from_numpy(data.X), 3, 2)
+    p = {k: v.double().numpy() for k, v in init.state_dict().items() if k != "features"}
+    batches = BPRBatches(Dataset(seen["pairs"], None), 10_000, seen["sampler"],
+                         np.random.default_rng(seed))
+    state = {}
+    for t in range(1, 4):
+        (batch, _), = list(batches)
+        u, i, j = (batch[key].numpy() for key in ("users", "pos", "neg"))
+        B = len(u)
+        gu, tu = p["user_factors.weight"][u], p["user_content_factors.weight"][u]
+        E, beta = p["projection.weight"], p["content_bias.weight"][0]
+
+        def score(items):
+            return (p["item_bias.weight"][items, 0] + F[items] @ beta
+                    + (gu * p["item_factors.weight"][items]).sum(1)
+                    + (tu * (F[items] @ E.T)).sum(1))
+
+        g = 1 / (1 + np.exp(-(score(j) - score(i)))) / B  # d mean softplus(s_neg - s_pos)
+        grads = {k: np.zeros_like(v) for k, v in p.items()}
+        gi_pos, gi_neg = p["item_factors.weight"][i], p["item_factors.weight"][j]
+        np.add.at(grads["user_factors.weight"], u, g[:, None] * (gi_neg - gi_pos) + reg * gu / B)
+        np.add.at(grads["user_content_factors.weight"], u,
+                  g[:, None] * ((F[j] - F[i]) @ E.T) + reg * tu / B)
+        np.add.at(grads["item_factors.weight"], i, -g[:, None] * gu + reg * gi_pos / B)
+        np.add.at(grads["item_factors.weight"], j, g[:, None] * gu + reg * gi_neg / B)
+        b = p["item_bias.weight"][:, 0]
+        np.add.at(grads["item_bias.weight"][:, 0], i, -g + breg * b[i] / B)
+        np.add.at(grads["item_bias.weight"][:, 0], j, g + breg * b[j] / 10 / B)
+        grads["projection.weight"] = tu.T @ (g[:, None] * (F[j] - F[i])) + preg * E / B
+        grads["content_bias.weight"] = ((g[:, None] * (F[j] - F[i])).sum(0)
+                                        + preg * beta / B)[None]
+        for name, grad in grads.items():  # torch.optim.Adam, defaults, no weight decay
+            m, v = state.get(name, (0.0, 0.0))
+            m, v = 0.9 * m + 0.1 * grad, 0.999 * v + 0.001 * grad ** 2
+            state[name] = (m, v)
+            p[name] = p[name] - lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+    got = model.module_.state_dict()
+    for name in p:
+        np.testing.assert_allclose(got[name].double().numpy(), p[name], rtol=1e-4, atol=1e-6,
+                                   err_msg=name)

@@ -13,6 +13,7 @@ EXAMPLE_ORDER = [
     "plot_featprop_missing_rates.py",
     "plot_compare_normalisations.py",
     "plot_milk_cold_start.py",
+    "plot_milk_robustness.py",
     "plot_pipeline_gridsearch.py",
     "plot_dask_gridsearch.py",
 ]
@@ -62,3 +63,19 @@ def unlink_metric_names(app, doctree):
     for ref in list(doctree.findall(nodes.reference)):
         if ref.get("refuri", "").startswith("mailto:") and _METRIC_AT_K.match(ref.astext()):
             ref.replace_self(nodes.Text(ref.astext()))
+
+
+# sphinx-gallery's "Computation times" pages load jQuery and DataTables from CDNs to make their
+# table sortable. Offline those requests fail (or hang on a network that drops them); the
+# table is written sorted by time already, so the pages lose nothing without the scripts.
+_REMOTE_TABLE_SCRIPTS = re.compile(
+    r"^  \.\. raw:: html\n\n(?:    .*\n|\n)*?(?=  \.\. list-table::)", re.MULTILINE)
+
+
+def drop_remote_table_scripts(app, docname, source):
+    """``source-read`` handler: remove the CDN scripts from the computation-times pages."""
+    if docname.endswith("sg_execution_times"):
+        source[0], n = _REMOTE_TABLE_SCRIPTS.subn("", source[0])
+        if n == 0 and "cdn.datatables" in source[0]:
+            raise RuntimeError(f"{docname}: sphinx-gallery's table scripts changed form; update "
+                               f"skmm_docs._REMOTE_TABLE_SCRIPTS.")

@@ -1,13 +1,22 @@
 """Simulated missing modalities, following the FeatProp and MILK protocols."""
 
-from numbers import Real
-
 import numpy as np
-from sklearn.utils import check_random_state
+from sklearn.utils import check_array, check_random_state
+from sklearn.utils._param_validation import StrOptions, validate_params
 
-from .._validation import check_block_sizes, masked_to_nan
+from .._validation import Real, check_block_sizes, masked_to_nan
 
 
+@validate_params(
+    {
+        "X": ["array-like"],
+        "modalities": ["array-like"],
+        "rate": [Real(0, 1)],
+        "mode": [StrOptions({"all", "one"})],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def simulate_missing(X, modalities, rate, mode="all", random_state=None):
     """Remove modality blocks of a fraction of items.
 
@@ -41,15 +50,10 @@ def simulate_missing(X, modalities, rate, mode="all", random_state=None):
     >>> int(np.isnan(X_missing).any(axis=1).sum()), mask.shape
     (2, (4, 3))
     """
-    X = np.array(masked_to_nan(X), dtype=np.float64 if not np.issubdtype(
-        np.asarray(X).dtype, np.floating) else None, copy=True)
-    if X.ndim != 2:
-        raise ValueError(f"X must be 2-d (n_items, n_features), got shape {X.shape}.")
+    # A float copy (integers become float64): observed values unchanged, the input untouched.
+    X = check_array(masked_to_nan(X), dtype=("float64", "float32", "float16"), copy=True,
+                    ensure_all_finite="allow-nan", input_name="X")
     sizes = check_block_sizes(modalities, X.shape[1])
-    if not isinstance(rate, Real) or not 0.0 <= rate <= 1.0:
-        raise ValueError(f"rate must be a number in [0, 1], got {rate!r}.")
-    if mode not in ("all", "one"):
-        raise ValueError(f"mode must be 'all' or 'one', got {mode!r}.")
     rng = check_random_state(random_state)
     n_items = X.shape[0]
     n_drop = int(round(rate * n_items))

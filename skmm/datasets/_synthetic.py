@@ -3,10 +3,24 @@
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import Bunch, check_random_state
+from sklearn.utils._param_validation import validate_params
 
-from .._validation import check_block_sizes
+from .._validation import Int, Real, check_block_sizes
 
 
+@validate_params(
+    {
+        "n_items": [Int(1)],
+        "n_users": [Int(1)],
+        "modalities": ["array-like"],
+        "density": [Real(0, 1, closed="right")],
+        "n_factors": [Int(1)],
+        "modality_noise": [Real(0, None), "array-like"],
+        "popularity": [Real(None, None)],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_multimodal(n_items=1000, n_users=500, modalities=(64, 32), density=0.02, *,
                     n_factors=8, modality_noise=0.5, popularity=1.0, random_state=None):
     """Generate items, users and interactions that share a latent taste space.
@@ -49,10 +63,16 @@ def make_multimodal(n_items=1000, n_users=500, modalities=(64, 32), density=0.02
     ((200, 24), (200, 100), [16, 8])
     """
     rng = check_random_state(random_state)
-    sizes = list(check_block_sizes(modalities, int(np.sum(modalities))))
-    if not 0 < density <= 1:
-        raise ValueError(f"density must be in (0, 1], got {density}.")
-    noise = np.broadcast_to(np.asarray(modality_noise, dtype=float), (len(sizes),))
+    sizes = list(check_block_sizes(modalities))
+    noise = np.asarray(modality_noise, dtype=float)
+    if noise.ndim > 1 or (noise.ndim == 1 and noise.size != len(sizes)) or (noise < 0).any() \
+            or not np.isfinite(noise).all():
+        raise ValueError(f"modality_noise must be a non-negative number or one per modality "
+                         f"({len(sizes)}), got {modality_noise!r}.")
+    noise = np.broadcast_to(noise, (len(sizes),))
+    if n_items * n_users > 1 << 28:
+        raise ValueError(f"n_items * n_users = {n_items * n_users} exceeds what this generator "
+                         f"handles (it scores every user-item pair densely): at most 2**28.")
     V = rng.normal(size=(n_items, n_factors))
     U = rng.normal(size=(n_users, n_factors))
     bias = popularity * rng.normal(size=n_items)

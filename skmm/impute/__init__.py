@@ -1,6 +1,7 @@
-"""Imputers for missing item modality features."""
+"""Imputers for missing item modality features, on one base (:class:`BaseImputer`)."""
 
+from ._base import BaseImputer
 from ._baseline import BaselineImputer
 from ._featprop import FeatPropImputer
 
-__all__ = ["BaselineImputer", "FeatPropImputer"]
+__all__ = ["BaseImputer", "BaselineImputer", "FeatPropImputer"]

@@ -1,24 +1,28 @@
-"""The FeatProp paper's baseline imputers: zeros, column mean, uniform random."""
+"""The FeatProp paper's baseline imputers: column mean, a constant (zeros), uniform random."""
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.impute import SimpleImputer
+from sklearn.base import _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import check_no_empty_columns, validate_features
+from .._validation import FillValue
+from ._base import FILL_STRATEGIES, BaseImputer, fill_row
 
 
-class BaselineImputer(TransformerMixin, BaseEstimator):
+class BaselineImputer(BaseImputer):
     """Fill missing item features with a constant rule: the FeatProp paper's baselines.
 
     Parameters
     ----------
-    strategy : {"mean", "zeros", "random"}, default="mean"
-        ``"mean"``: the column mean of the observed values (scikit-learn's
-        :class:`~sklearn.impute.SimpleImputer`); ``"zeros"``: 0; ``"random"``: independent
-        draws from the uniform distribution on [0, 1), as in the paper.
+    strategy : {"mean", "constant", "random"}, default="mean"
+        ``"mean"``: the column mean of the observed values (computed in float64);
+        ``"constant"``: ``fill_value`` (the paper's "zeros" baseline is the default
+        ``fill_value=0``); ``"random"``: independent draws from the uniform distribution on
+        [0, 1), as in the paper.
+    fill_value : float, default=0.0
+        The value of ``strategy="constant"`` (NaN leaves the entries missing). Ignored by the
+        other strategies.
     random_state : int, RandomState instance or None, default=None
         Seeds the ``"random"`` draws. The same seed gives the same draws at every
         :meth:`transform` call. Ignored by the other strategies, which draw nothing.
@@ -35,6 +39,7 @@ class BaselineImputer(TransformerMixin, BaseEstimator):
     See Also
     --------
     FeatPropImputer : imputation by propagation over the co-interaction graph.
+    sklearn.impute.SimpleImputer : mean, median, most-frequent and constant fills.
 
     Examples
     --------
@@ -45,15 +50,22 @@ class BaselineImputer(TransformerMixin, BaseEstimator):
     array([[1., 5.],
            [3., 4.],
            [2., 6.]])
+    >>> BaselineImputer(strategy="constant").fit_transform(X)
+    array([[1., 0.],
+           [3., 4.],
+           [0., 6.]])
     """
 
     _parameter_constraints: dict = {
-        "strategy": [StrOptions({"mean", "zeros", "random"})],
+        **BaseImputer._parameter_constraints,
+        "strategy": [StrOptions(set(FILL_STRATEGIES) | {"random"})],
+        "fill_value": [FillValue()],
         "random_state": ["random_state"],
     }
 
-    def __init__(self, strategy="mean", random_state=None):
+    def __init__(self, strategy="mean", fill_value=0.0, random_state=None):
         self.strategy = strategy
+        self.fill_value = fill_value
         self.random_state = random_state
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -72,14 +84,12 @@ class BaselineImputer(TransformerMixin, BaseEstimator):
         self : BaselineImputer
             The fitted imputer.
         """
-        X, missing = validate_features(self, X, reset=True)
-        if self.strategy == "mean":
-            check_no_empty_columns(missing)
-            self.statistics_ = SimpleImputer(strategy="mean").fit(X).statistics_
-        elif self.strategy == "zeros":
-            self.statistics_ = np.zeros(X.shape[1])
-        else:
+        X = self._validate_X(X, reset=True, lazy=True)
+        scan = self._scan(X)
+        if self.strategy == "random":
             self.statistics_ = np.full(X.shape[1], np.nan)
+        else:
+            self.statistics_ = fill_row(self.strategy, self.fill_value, scan.means, np.float64)
         return self
 
     def transform(self, X):
@@ -96,21 +106,27 @@ class BaselineImputer(TransformerMixin, BaseEstimator):
             ``X`` with missing entries filled; observed entries unchanged.
         """
         check_is_fitted(self)
-        X, missing = validate_features(self, X, reset=False)
+        X = self._validate_X(X, reset=False)
+        missing = np.isnan(X)
         out = np.array(X, copy=True)
         if self.strategy == "random":
-            rng = check_random_state(self.random_state)
-            # Draw for every entry so that an item's fill does not depend on the others' masks.
-            draws = rng.uniform(0.0, 1.0, size=X.shape).astype(out.dtype)
-            out[missing] = draws[missing]
+            out[missing] = uniform_fill(check_random_state(self.random_state), X.shape,
+                                        out.dtype)[missing]
         else:
             out[missing] = np.broadcast_to(self.statistics_.astype(out.dtype), X.shape)[missing]
         return out
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        tags.target_tags.required = False
         if self.strategy == "random":
             tags.non_deterministic = self.random_state is None
         return tags
+
+
+def uniform_fill(rng, shape, dtype):
+    """Uniform draws on [0, 1) in ``dtype``, one per entry (so that an item's fill does not
+    depend on the others' masks). A float64 draw rounded to a narrower float can reach 1.0;
+    such draws become the largest value below 1 instead, keeping the interval half-open."""
+    draws = rng.uniform(0.0, 1.0, size=shape).astype(dtype)
+    draws[draws >= 1] = np.nextafter(np.array(1, dtype), np.array(0, dtype))
+    return draws

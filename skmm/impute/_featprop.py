@@ -1,28 +1,28 @@
 """FeatPropImputer: missing modality features by propagation over the co-interaction graph."""
 
 import os
-import tempfile
 import time
-from numbers import Integral
+import warnings
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.base import _fit_context
 from sklearn.impute import KNNImputer
-from sklearn.utils import assert_all_finite
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import check_interactions, interaction_target_tags, resolve_device
+from .._blockio import (_IO_BYTES, _SCAN_BYTES, ResultWriter, RowBlocks, check_out_file,
+                        file_identity, open_result, unpack_columns)
+from .._validation import FillValue, Int, check_interactions, interaction_target_tags, \
+    resolve_device
 from ..graph import cointeraction_graph, normalize_adjacency
-from ..propagation import ColumnPropagator, column_groups
-from ._base import (_IO_BYTES, _SCAN_BYTES, RowBlocks, check_no_empty_columns_counts,
-                    scan_features, unpack_columns, validate_features_lazy)
+from ..propagation import ColumnPropagator, column_groups, propagate_groups
+from ._base import FILL_STRATEGIES, BaseImputer, fill_row
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
-class FeatPropImputer(TransformerMixin, BaseEstimator):
+class FeatPropImputer(BaseImputer):
     """Impute missing item features by feature propagation over the co-interaction graph.
 
     FeatProp (Malitesta et al., 2024) links each item to the ``n_neighbors`` items that share
@@ -49,10 +49,13 @@ class FeatPropImputer(TransformerMixin, BaseEstimator):
         Keep the union of both edge directions instead of the paper's directed top-k graph.
     weighting : {"binary", "count"}, default="binary"
         Edge weights: 1 for every kept edge (the paper) or the co-interaction count.
-    fallback : {"mean", "zeros", "nan"}, default="mean"
-        Value for missing entries that no observed value reaches within ``n_iter`` steps
-        (isolated items, far components) and for all missing entries when ``y`` is None:
-        the column mean of the observed values, zero, or left as NaN.
+    fallback : {"mean", "constant"}, default="mean"
+        The fill policy of missing entries that no observed value reaches within ``n_iter``
+        steps (isolated items, far components), and of all missing entries when ``y`` is
+        None: the column mean of the observed values, or ``fill_value``. It is the fill of
+        :class:`BaselineImputer` with ``strategy=fallback``.
+    fill_value : float, default=0.0
+        The value of ``fallback="constant"``; NaN leaves those entries missing.
     device : str or torch.device, default="auto"
         Where the propagation runs: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``
         or ``"cuda:N"``. Fitted attributes are always CPU arrays.
@@ -73,11 +76,16 @@ class FeatPropImputer(TransformerMixin, BaseEstimator):
         ``X`` give bit-identical results for the same value.
     out_file : str or path-like, default=None
         Path of a ``.npy`` file to write the imputed matrix to, instead of keeping it in
-        memory (see Notes, *Catalogues larger than memory*). :meth:`fit` writes it (replacing
-        a file already there); :meth:`fit_transform`, and :meth:`transform` of the fitted
-        matrix, return it opened read-only as a :class:`numpy.memmap`. The fitted estimator
-        refers to the file: it pickles its path, not its content, and needs the file to stay
-        there. None: the result is kept in memory.
+        memory (see Notes, *Catalogues larger than memory*). :meth:`fit` writes it;
+        :meth:`fit_transform`, and :meth:`transform` of the fitted matrix, return it opened
+        read-only as a :class:`numpy.memmap`. The path must end in ``.npy``, must not be the
+        file ``X`` is read from, and an existing file is replaced only with
+        ``overwrite=True``. The fitted estimator refers to the file: it pickles its path (and
+        the file's identity), not its content; if the file is replaced or changed after the
+        fit, the estimator refuses to use it instead of returning another result. None: the
+        result is kept in memory.
+    overwrite : bool, default=False
+        Allow :meth:`fit` to replace an existing ``out_file``.
 
     Attributes
     ----------
@@ -85,7 +93,10 @@ class FeatPropImputer(TransformerMixin, BaseEstimator):
         The top-k co-interaction adjacency (before normalisation) of the fitted items; None
         when fitted without ``y``.
     statistics_ : ndarray of shape (n_features,)
-        Column means of the observed values, the ``"mean"`` fallback.
+        Column means of the observed values (float64), the ``"mean"`` fallback.
+    n_donors_ : int
+        Fitted items averaged for a new item at :meth:`transform`: ``min(n_neighbors,
+        n_items)``, fixed at fit.
     n_propagated_ : int
         Missing entries of the fitted ``X`` filled by propagation.
     n_fallback_ : int
@@ -104,17 +115,27 @@ class FeatPropImputer(TransformerMixin, BaseEstimator):
 
     Notes
     -----
-    **Fitted items and new items.** Propagation needs interactions, which only :meth:`fit`
-    receives. :meth:`transform` therefore returns the propagated result when it is given the
-    very matrix seen in ``fit`` (same shape, dtype and missing mask, bit-identical observed
-    values; compared exactly, not by a hash: the transductive case, and what
-    ``fit_transform`` returns). Any other rows are treated as new items without interactions:
-    their missing entries are the mean of the ``n_neighbors`` nearest fitted items by
+    **fit_transform and transform.** As for scikit-learn's
+    :class:`~sklearn.preprocessing.TargetEncoder`, ``fit_transform(X, y)`` is not
+    ``fit(X, y).transform(X_other)``: propagation needs interactions, which only :meth:`fit`
+    receives, so ``fit_transform`` returns the transductive result (the propagation over the
+    fitted items) and :meth:`transform` applies the new-item rule below, fixed at fit. The one
+    exception is the very matrix seen in ``fit`` (same shape, dtype and missing mask,
+    bit-identical observed values, compared exactly in row blocks): ``transform`` returns the
+    propagated result for it, so that a ``Pipeline([("impute", FeatPropImputer()),
+    ("model", VBPRRecommender())])`` scores a warm-start model on the features it was trained
+    on. Any other rows are treated as new items without interactions:
+    their missing entries are the mean of the ``n_donors_`` nearest fitted items by
     NaN-aware Euclidean distance over the entries the new item has (the fitted items' own
     missing entries imputed first), as :class:`~sklearn.impute.KNNImputer` does; a new item
-    with no observed entry at all takes ``fallback``. In a
+    with no observed entry at all takes ``fallback``. :meth:`transform` never changes the
+    estimator, so its result depends only on the fit, not on earlier calls. In a
     ``Pipeline([("impute", FeatPropImputer()), ("model", ...)])`` the model is thus trained on
     propagated features and scored on new items imputed from their content.
+
+    **Without y** there is no graph and every missing entry takes ``fallback``: a
+    ``UserWarning`` says so, since a Pipeline that does not pass ``y`` to the imputer would
+    otherwise silently turn FeatProp into mean imputation.
 
     Interaction values are read as presence: any non-zero entry of ``y`` is one interaction.
 
@@ -151,35 +172,41 @@ class FeatPropImputer(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
-        "n_iter": [Interval(Integral, 0, None, closed="left")],
+        **BaseImputer._parameter_constraints,
+        "n_neighbors": [Int(1)],
+        "n_iter": [Int(0)],
         "normalization": [StrOptions({"sym", "rw"})],
         "symmetric": ["boolean"],
         "weighting": [StrOptions({"binary", "count"})],
-        "fallback": [StrOptions({"mean", "zeros", "nan"})],
+        "fallback": [StrOptions(set(FILL_STRATEGIES))],
+        "fill_value": [FillValue()],
         "device": [str, torch.device],
-        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "batch_size": [Int(1), None],
         "dtype": [StrOptions(set(_DTYPES))],
         "verbose": ["verbose"],
-        "column_batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "column_batch_size": [Int(1), None],
         "out_file": [str, os.PathLike, None],
+        "overwrite": ["boolean"],
     }
 
     def __init__(self, n_neighbors=20, n_iter=3, normalization="sym", symmetric=False,
-                 weighting="binary", fallback="mean", device="auto", batch_size=None,
-                 dtype="float32", verbose=False, column_batch_size=None, out_file=None):
+                 weighting="binary", fallback="mean", fill_value=0.0, device="auto",
+                 batch_size=None, dtype="float32", verbose=False, column_batch_size=None,
+                 out_file=None, overwrite=False):
         self.n_neighbors = n_neighbors
         self.n_iter = n_iter
         self.normalization = normalization
         self.symmetric = symmetric
         self.weighting = weighting
         self.fallback = fallback
+        self.fill_value = fill_value
         self.device = device
         self.batch_size = batch_size
         self.dtype = dtype
         self.verbose = verbose
         self.column_batch_size = column_batch_size
         self.out_file = out_file
+        self.overwrite = overwrite
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -192,7 +219,7 @@ class FeatPropImputer(TransformerMixin, BaseEstimator):
             (``np.load(path, mmap_mode="r")``) is read in blocks, never loaded whole.
         y : {array-like, sparse matrix} of shape (n_items, n_users), default=None
             Interactions, items as rows. None: no graph, every missing entry takes
-            ``fallback``.
+            ``fallback`` (with a warning).
 
         Returns
         -------
@@ -203,7 +230,7 @@ class FeatPropImputer(TransformerMixin, BaseEstimator):
         return self
 
     def fit_transform(self, X, y=None, **fit_params):
-        """Fit, then return ``X`` with its missing entries imputed.
+        """Fit, then return ``X`` with its missing entries imputed by propagation.
 
         Parameters
         ----------
@@ -220,100 +247,109 @@ class FeatPropImputer(TransformerMixin, BaseEstimator):
             ``X`` with missing entries filled; observed entries unchanged. With ``out_file``,
             the file opened read-only as a memory map.
         """
-        self.fit(X, y)
-        return self._fitted_result()
-
-    def _fitted_result(self):
-        F = self._fit_X
-        # The file of ``out_file`` is returned as it is, read-only; an array in memory is
-        # copied, so that changing the result cannot change what ``transform`` returns.
-        return F if isinstance(F, np.memmap) else F.copy()
+        return self.fit(X, y)._fitted_result()
 
     def _fit(self, X, y):
-        X = validate_features_lazy(self, X, reset=True)
+        X = self._validate_X(X, reset=True, lazy=True)
         n_items, n_features = X.shape
         device = resolve_device(self.device)
         dtype = _DTYPES[self.dtype]
-        Y = check_interactions(y, n_items, name="y") if y is not None else None
+        out_file = (None if self.out_file is None
+                    else check_out_file(self.out_file, X, overwrite=self.overwrite))
+        if y is None:
+            warnings.warn("FeatPropImputer got no y: without interactions there is no graph, "
+                          "so every missing entry takes the fallback (mean imputation). Pass "
+                          "the (n_items, n_users) interaction matrix as y (in a Pipeline: "
+                          "pipeline.fit(X, y)).", UserWarning, stacklevel=3)
+        Y = None if y is None else check_interactions(y, n_items, name="y")
         # The result: in memory, a copy of X made during the scan; with ``out_file``, written
-        # at the end (see _Writer).
-        out = np.empty(X.shape, X.dtype) if self.out_file is None else None
-        scan = scan_features(X, copy_to=out, estimator_name=type(self).__name__)
-        check_no_empty_columns_counts(scan.n_missing, n_items)
-        self.statistics_ = scan.sums / (n_items - scan.n_missing)
-        rows, partial = scan.rows, np.flatnonzero(~scan.full)
-
-        self.graph_, prop = None, None
-        if Y is not None:
-            tic = time.perf_counter()
-            self.graph_ = cointeraction_graph(Y, self.n_neighbors, symmetric=self.symmetric,
-                                              weighting=self.weighting,
-                                              batch_size=self.batch_size)
-            del Y
-            build = time.perf_counter() - tic
-            if rows.size:
-                P = normalize_adjacency(self.graph_, self.normalization, dtype=dtype,
-                                        copy=False)
-                prop = ColumnPropagator(P, rows, scan.full, self.n_iter,
-                                        n_features=n_features, device=device, dtype=dtype,
-                                        column_batch_size=self.column_batch_size)
-                del P
+        # at the end (see ResultWriter).
+        out = np.empty(X.shape, X.dtype) if out_file is None else None
+        scan = self._scan(X, copy_to=out)
+        if Y is not None and scan.rows.size and scan.absmax.max(initial=0) > np.finfo(dtype).max:
+            raise ValueError(f"X has values up to {scan.absmax.max():.3g}, beyond the range of "
+                             f"dtype={self.dtype!r} in which they would be propagated; use "
+                             f"dtype='float64'.")
+        fill = fill_row(self.fallback, self.fill_value, scan.means, X.dtype)
+        tic = time.perf_counter()
+        graph = None if Y is None else cointeraction_graph(
+            Y, self.n_neighbors, symmetric=self.symmetric, weighting=self.weighting,
+            batch_size=self.batch_size)
+        build = time.perf_counter() - tic
+        del Y
+        prop = None
+        if graph is not None and scan.rows.size:
+            P = normalize_adjacency(graph, self.normalization, dtype=dtype, copy=False)
+            prop = ColumnPropagator(P, scan.rows, scan.full, self.n_iter, n_features=n_features,
+                                    device=device, dtype=dtype,
+                                    column_batch_size=self.column_batch_size)
+            del P
         groups = (prop.column_groups() if prop is not None else
-                  column_groups(n_features, rows.size * (X.dtype.itemsize + 1),
+                  column_groups(n_features, scan.rows.size * (X.dtype.itemsize + 1),
                                 self.column_batch_size))
-
         tic = time.perf_counter()
         reader = RowBlocks(X, _IO_BYTES)
-        fill_row = self._fallback_row(n_features, X.dtype)
-        writer = _Writer(X, reader, rows, groups, out, self.out_file)
+        writer = ResultWriter(X, reader, scan.rows, groups, out, out_file)
+        n_prop, n_missing = self._write_groups(writer, prop, reader, scan, groups, fill)
+        fitted = writer.finish()
+        rows = scan.rows
+        if self.verbose and graph is not None:
+            print(f"[FeatPropImputer] graph: {graph.nnz} edges in {build:.2f}s; propagation "
+                  f"of {rows.size} rows x {self.n_iter} steps in {len(groups)} column group(s) "
+                  f"in {time.perf_counter() - tic:.2f}s on {device}")
+        self.graph_ = graph
+        self.statistics_ = scan.means
+        self.n_propagated_ = n_prop
+        self.n_fallback_ = n_missing - n_prop
+        self.n_donors_ = min(self.n_neighbors, n_items)
+        self.device_ = str(device)
+        self._fit_X = fitted
+        self._fit_X_identity = getattr(writer, "identity", None)
+        # What identifies the fitted matrix at ``transform``: its missing mask (the values are
+        # those of the result at the observed entries).
+        self._fit_rows, self._fit_packed = rows, scan.packed
+        self._fill = fill
+
+    def _write_groups(self, writer, prop, reader, scan, groups, fill):
+        """Impute column group after column group into ``writer``; returns the number of
+        propagated and of missing entries."""
+        partial = np.flatnonzero(~scan.full)
+        masks = lambda c0, c1: unpack_columns(scan.packed, c0, c1)  # noqa: E731
         n_prop = n_missing = 0
-        for g, (c0, c1) in enumerate(groups):
-            if not rows.size:
-                break
-            m = unpack_columns(scan.packed, c0, c1)
-            raw_p = reader.gather(rows[partial], c0, c1) if partial.size else None
+        for g, (c0, c1, m, raw_p, values, reached) in enumerate(
+                _groups(prop, reader, masks, groups, scan.rows, partial)):
             # The imputed rows: observed entries as they are, missing ones the fallback...
             final = writer.slab(g)
             if raw_p is not None:
                 final[partial] = raw_p
-            np.copyto(final, fill_row[c0:c1], where=m)
+            np.copyto(final, fill[c0:c1], where=m)
             n_missing += int(np.count_nonzero(m))
-            if prop is not None:
+            if values is not None:
                 # ... or, where propagation reaches them, the propagated values.
-                m_p = m[partial]
-                x_p = prop.known_values(raw_p, m_p) if partial.size else None
-                if reader.mapped:
-                    x_k = reader.gather(prop.used, c0, c1)
-                    read_used = lambda a, b, x_k=x_k, c0=c0: x_k[:, a - c0:b - c0]  # noqa
-                else:
-                    read_used = lambda a, b: X[prop.used, a:b]  # noqa: E731
-                values = prop.propagate(c0, c1, read_used, x_p, m_p)
-                read_used = x_k = x_p = None
-                fill = m & prop.reached(m)
-                np.copyto(final, values, where=fill, casting="unsafe")
-                n_prop += int(np.count_nonzero(fill))
-                del values, fill
+                reach = m & reached
+                if not np.isfinite(values[reach]).all():
+                    raise ValueError(f"propagation overflowed dtype={self.dtype!r} (X's values "
+                                     f"are too large for it); use dtype='float64'.")
+                np.copyto(final, values, where=reach, casting="unsafe")
+                n_prop += int(np.count_nonzero(reach))
             writer.put(g, final)
-            del final, m, raw_p
-        self._fit_X = writer.finish()
-        if self.verbose and self.graph_ is not None:
-            print(f"[FeatPropImputer] graph: {self.graph_.nnz} edges in {build:.2f}s; "
-                  f"propagation of {rows.size} rows x {self.n_iter} steps in "
-                  f"{len(groups)} column group(s) in {time.perf_counter() - tic:.2f}s on "
-                  f"{device}")
-        self.n_propagated_ = n_prop
-        self.n_fallback_ = n_missing - n_prop
-        self.device_ = str(device)
-        # What identifies the fitted matrix at ``transform``: its missing mask (the values are
-        # those of ``_fit_X`` at the observed entries).
-        self._fit_rows, self._fit_packed = rows, scan.packed
-        self._new_item_imputer = None  # built from _fit_X at the first new item
-        return self._fit_X
+        return n_prop, n_missing
 
-    def _fallback_row(self, n_features, dtype):
-        if self.fallback == "mean":
-            return self.statistics_.astype(dtype)
-        return np.full(n_features, 0 if self.fallback == "zeros" else np.nan, dtype)
+    def _fitted_result(self):
+        F = self._fitted_matrix()
+        # The file of ``out_file`` is returned as it is, read-only; an array in memory is
+        # copied, so that changing the result cannot change what ``transform`` returns.
+        return F if isinstance(F, np.memmap) else F.copy()
+
+    def _fitted_matrix(self):
+        """The fitted result; a file-backed one is checked to be the file the fit wrote."""
+        if self._fit_X is None:  # unpickled, and its file was gone or replaced
+            return open_result(self._fit_X_file, self._fit_X_identity,
+                               owner=type(self).__name__)
+        if isinstance(self._fit_X, np.memmap) and self._fit_X_identity is not None:
+            _check_not_changed_in_place(self._fit_X.filename, self._fit_X_identity,
+                                        type(self).__name__)
+        return self._fit_X
 
     def transform(self, X):
         """Impute the missing entries of ``X``.
@@ -331,32 +367,39 @@ class FeatPropImputer(TransformerMixin, BaseEstimator):
             matrix with ``out_file``, the file opened read-only as a memory map.
         """
         check_is_fitted(self)
-        X = validate_features_lazy(self, X, reset=False)
-        if self._is_fitted_matrix(X):
+        X = self._validate_X(X, reset=False, lazy=True)
+        F = self._fitted_matrix()
+        if self._is_fitted_matrix(X, F):
             return self._fitted_result()
-        # New items: imputed in memory.
+        return self._impute_new_items(X, F)
+
+    def _impute_new_items(self, X, F):
+        """The new-item rule: nearest fitted items by NaN-aware distance, else the fallback."""
         out = np.array(X, copy=True)
-        assert_all_finite(out, allow_nan=True, estimator_name=type(self).__name__,
-                          input_name="X")
+        # Infinite observed values are refused (scikit-learn's message), NaN marks missing.
+        self._validate_X(out, reset=False)
         missing = np.isnan(out)
         if not missing.any():
             return out
         empty = missing.all(axis=1)
         partial = np.flatnonzero(missing.any(axis=1) & ~empty)
         if partial.size:
-            donors = self._donor_imputer().transform(out[partial].astype(np.float64))
+            # Built for this call from the fitted state alone: nothing is cached on the
+            # estimator, so the result never depends on earlier calls.
+            donors = KNNImputer(n_neighbors=self.n_donors_, keep_empty_features=True,
+                                copy=False).fit(F)
             block = out[partial]
-            block[missing[partial]] = donors[missing[partial]]
+            filled = donors.transform(block.astype(np.float64))
+            block[missing[partial]] = filled[missing[partial]]
             out[partial] = block
         if empty.any():
-            out[empty] = self._fallback_row(out.shape[1], out.dtype)
+            out[empty] = self._fill.astype(out.dtype)
         return out
 
-    def _is_fitted_matrix(self, X):
+    def _is_fitted_matrix(self, X, F):
         """Whether ``X`` is the matrix seen in ``fit``: same shape and dtype, same missing
         mask, bit-identical observed values. Read in row blocks, stopping at the first
         difference; exact, where a hash would only be probably right."""
-        F = self._fit_X
         if X.shape != F.shape or X.dtype != F.dtype:
             return False
         rows, packed = self._fit_rows, self._fit_packed
@@ -377,121 +420,46 @@ class FeatPropImputer(TransformerMixin, BaseEstimator):
                 return False
         return True
 
-    def _donor_imputer(self):
-        """The KNN imputer over the completed fitted items, built at the first new item."""
-        imputer = getattr(self, "_new_item_imputer", None)
-        if imputer is None:
-            imputer = KNNImputer(n_neighbors=min(self.n_neighbors, self._fit_X.shape[0]),
-                                 keep_empty_features=True, copy=False).fit(self._fit_X)
-            self._new_item_imputer = imputer
-        return imputer
-
     def __getstate__(self):
         state = dict(super().__getstate__())
-        if "_new_item_imputer" in state:
-            state["_new_item_imputer"] = None  # rebuilt on demand: no second copy of _fit_X
         F = state.get("_fit_X")
         if isinstance(F, np.memmap) and F.filename is not None:
-            # The result lives in ``out_file``: pickle its path, not its gigabytes.
+            # The result lives in ``out_file``: pickle its path and identity, not its content.
             state["_fit_X"], state["_fit_X_file"] = None, F.filename
         return state
 
     def __setstate__(self, state):
-        state = dict(state)
-        path = state.pop("_fit_X_file", None)
         super().__setstate__(state)
+        path = state.get("_fit_X_file")
         if path is not None:
-            self._fit_X = np.load(path, mmap_mode="r")
+            try:
+                self._fit_X = open_result(path, self._fit_X_identity,
+                                          owner=type(self).__name__)
+            except ValueError:
+                self._fit_X = None  # reported when the result is used, not while unpickling
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
         return interaction_target_tags(tags, required=False)
 
 
-class _Writer:
-    """Where the imputed rows go.
-
-    In memory: straight into the output, a copy of ``X``. With ``out_file``: each column
-    group's imputed rows go to a temporary file, then the output file is written in one
-    sequential pass of row blocks (``X``'s rows with the imputed rows put in), with plain file
-    writes: no page of either file is mapped into the process, and no page of the output is
-    written twice (scattering each column group into the output's rows would rewrite most of
-    its pages once per group).
-    """
-
-    def __init__(self, X, reader, rows, groups, out, out_file):
-        self.X, self.reader, self.rows, self.groups = X, reader, rows, groups
-        self.out_file = None if out_file is None else os.fspath(out_file)
-        self.out = out  # in memory: already a copy of X
-        if self.out_file is not None:
-            # Written beside the destination and renamed over it at the end: a map of an older
-            # result at that path keeps its own (unlinked) file instead of seeing it truncated.
-            folder = os.path.dirname(os.path.abspath(self.out_file))
-            self.store = tempfile.TemporaryFile(dir=folder)
-            widths = [c1 - c0 for c0, c1 in groups]
-            self.offsets = np.cumsum([0] + widths) * rows.size * X.dtype.itemsize
-
-    def slab(self, g):
-        """A new array for the imputed rows of column group ``g``."""
-        c0, c1 = self.groups[g]
-        return np.empty((self.rows.size, c1 - c0), self.X.dtype)
-
-    def put(self, g, final):
-        c0, c1 = self.groups[g]
-        if self.out_file is None:
-            self.out[self.rows, c0:c1] = final
-        else:
-            self.store.seek(int(self.offsets[g]))
-            self.store.write(memoryview(np.ascontiguousarray(final)).cast("B"))
-
-    def _read_stored(self, g, p0, p1):
-        """Rows ``p0:p1`` of the imputed rows of column group ``g``, from the temporary file."""
-        c0, c1 = self.groups[g]
-        block = np.empty((p1 - p0, c1 - c0), self.X.dtype)
-        _read_into(self.store, block, int(self.offsets[g]) + p0 * (c1 - c0) * block.itemsize)
-        return block
-
-    def finish(self):
-        if self.out_file is None:
-            return self.out
-        X, rows = self.X, self.rows
-        folder = os.path.dirname(os.path.abspath(self.out_file))
-        fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=".skmm-", suffix=".npy.tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.lib.format.write_array_header_1_0(fh, {
-                    "descr": np.lib.format.dtype_to_descr(X.dtype), "fortran_order": False,
-                    "shape": X.shape})
-                ranges = self.reader.ranges()
-                bounds = np.searchsorted(rows, [s for s, _ in ranges] + [X.shape[0]])
-                buf = np.empty((self.reader.step, X.shape[1]), X.dtype)
-                for (s, e), p0, p1 in zip(ranges, bounds[:-1], bounds[1:]):
-                    block = buf[:e - s]
-                    block[...] = X[s:e]
-                    self.reader.release(s, e)
-                    if p1 > p0:
-                        local = rows[p0:p1] - s
-                        for g, (c0, c1) in enumerate(self.groups):
-                            block[local, c0:c1] = self._read_stored(g, p0, p1)
-                    fh.write(memoryview(block).cast("B"))
-            os.replace(tmp_path, self.out_file)
-        except BaseException:
-            if os.path.exists(tmp_path):
-                os.remove(tmp_path)
-            raise
-        finally:
-            self.store.close()
-        return np.load(self.out_file, mmap_mode="r")
+def _groups(prop, reader, masks, groups, rows, partial):
+    """The column groups of a fit: propagated, or (no graph, no missing rows) only read."""
+    if prop is not None:
+        yield from propagate_groups(prop, reader, masks)
+        return
+    for c0, c1 in groups if rows.size else []:
+        raw_p = reader.gather(rows[partial], c0, c1) if partial.size else None
+        yield c0, c1, masks(c0, c1), raw_p, None, None
 
 
-def _read_into(fh, array, offset):
-    """Fill the C-contiguous ``array`` with the bytes of the file ``fh`` from ``offset``."""
-    view = memoryview(array).cast("B")
-    fh.seek(offset)
-    done = 0
-    while done < len(view):
-        n = fh.readinto(view[done:])
-        if not n:
-            raise OSError("unexpected end of the temporary file")
-        done += n
+def _check_not_changed_in_place(path, identity, owner):
+    """Raise if the file the estimator maps was rewritten in place since the fit (a file
+    replaced at that path leaves the estimator's own mapping, and data, intact)."""
+    try:
+        current = file_identity(path)
+    except OSError:
+        return  # unlinked or replaced: the mapping still holds the fitted data
+    if current[:2] == tuple(identity[:2]) and current != tuple(identity):
+        raise ValueError(f"{owner} keeps its result in {path!r}, which was modified in place "
+                         f"after the fit; refit it.")

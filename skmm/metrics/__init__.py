@@ -1,18 +1,19 @@
-"""Evaluation metrics: top-k ranking quality (items as rows, users as columns)."""
+"""Evaluation metrics: top-k ranking quality (items as rows, users as columns) and scorers."""
 
 from ._ranking import (
     evaluate_factors,
     hit_rate_at_k,
-    make_topk_scorer,
     ndcg_at_k,
     precision_at_k,
     recall_at_k,
 )
+from ._scorer import make_topk_scorer, make_warm_start_scorer
 
 __all__ = [
     "evaluate_factors",
     "hit_rate_at_k",
     "make_topk_scorer",
+    "make_warm_start_scorer",
     "ndcg_at_k",
     "precision_at_k",
     "recall_at_k",

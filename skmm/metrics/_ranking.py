@@ -1,244 +1,23 @@
 """Top-k ranking metrics over users, items as rows (the MMRec definitions).
 
-Every function ranks, for each user, the rows (items) of a score matrix, keeps the top ``k``
-and compares them with the user's positives. Users are processed in batches with
-``torch.topk``, so a full n_users x n_items score matrix never exists at once beyond what the
-caller passes in. Factor models (scores ``user_factors @ item_factors.T``) are also ranked in
-item blocks, keeping a running top ``k`` per user that each block's own top ``k`` is merged
-into (:func:`evaluate_factors`), so memory is bounded by one (user batch x item block) score
-block whatever the number of items.
-
-Ties are broken the same way everywhere: among equal scores the lower item (row) index ranks
-first, whatever the batching, so blocked and unblocked rankings are identical.
+Every function ranks, for each user, the rows (items) of a score matrix or of a factor model's
+scores, keeps the top ``k`` and compares them with the user's positives. The ranking itself is
+:mod:`skmm.ranking`'s blocked engine (exact, ties to the lower item index, bounded memory);
+this module turns its top ``k`` into Recall, NDCG, precision and hit rate.
 """
 
 import warnings
-from numbers import Integral
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.utils._param_validation import StrOptions, validate_params
 
-from .._validation import check_interactions
+from .._validation import Int, check_interactions, resolve_device
+from ..ranking import _all_finite, check_factors, factor_topk_per_user, topk_per_user
 
 METRICS = ("recall", "ndcg", "precision", "hit_rate")
-
-# Scores of this many (user, item) entries are ranked at once: 64 MiB of float32.
-_BLOCK_ENTRIES = 1 << 24
-
-# Factor models: bytes of one (user batch x item block) score block, and the item block size
-# used when neither batch size is given (each user batch then gets
-# _FACTOR_BLOCK_BYTES // (itemsize * _ITEM_BLOCK) users).
-_FACTOR_BLOCK_BYTES = 64 << 20
-_ITEM_BLOCK = 1 << 14
-
-
-def _check_k(k, name="k"):
-    if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {k!r}.")
-    return int(k)
-
-
-def _check_batch_size(value, name):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}.")
-    return int(value)
-
-
-def user_batches(n_users, n_items, batch_size=None):
-    """Consecutive user index ranges sized so that a batch's scores stay bounded."""
-    if batch_size is None:
-        batch_size = max(1, _BLOCK_ENTRIES // max(n_items, 1))
-    for start in range(0, n_users, batch_size):
-        yield np.arange(start, min(start + batch_size, n_users))
-
-
-def _sorted_topk(scores, k):
-    """Each row's ``k`` largest scores, ordered by (score descending, column ascending).
-
-    Exact and deterministic: among equal scores the lower column wins, at the cut-off too.
-    ``torch.topk`` alone breaks ties arbitrarily, so it is asked for ``k + 1`` values; where
-    the ``k``-th and ``(k + 1)``-th are equal (a tie across the cut-off, rare with real-valued
-    scores) the row's selection is redone exactly: every score above the ``k``-th value, then
-    the leftmost of those equal to it.
-    """
-    n = scores.shape[1]
-    if k >= n:
-        values, cols = torch.sort(scores, dim=1, descending=True, stable=True)
-        return values, cols
-    top = torch.topk(scores, k + 1, dim=1)
-    values, cols = top.values[:, :k], top.indices[:, :k]
-    tied = top.values[:, k] == top.values[:, k - 1]
-    if bool(tied.any()):
-        rows = torch.nonzero(tied).squeeze(1)
-        sub = scores[rows]
-        kth = top.values[rows, k - 1:k]
-        above = sub > kth
-        equal = sub == kth
-        need = k - above.sum(dim=1, keepdim=True)
-        keep = above | (equal & (torch.cumsum(equal, dim=1) <= need))
-        picked = torch.nonzero(keep)[:, 1].view(len(rows), k)  # row-major: sorted columns
-        values, cols = values.clone(), cols.clone()
-        values[rows] = sub.gather(1, picked)
-        cols[rows] = picked
-    # Order the k kept entries: by column, then (stably) by score descending.
-    cols, order = torch.sort(cols, dim=1)
-    values = values.gather(1, order)
-    values, order = torch.sort(values, dim=1, descending=True, stable=True)
-    return values, cols.gather(1, order)
-
-
-def _merge_topk(values, items, block_values, block_items, k):
-    """Merge a running top ``k`` with a later item block's (all its items are larger).
-
-    Both are ordered by (score descending, item ascending) and every running item precedes
-    every block item, so among equal scores position order is item order: a stable sort of
-    the concatenation keeps the lower item first.
-    """
-    values = torch.cat([values, block_values], dim=1)
-    items = torch.cat([items, block_items], dim=1)
-    values, order = torch.sort(values, dim=1, descending=True, stable=True)
-    return values[:, :k], items.gather(1, order[:, :k])
-
-
-def _ranked_blocks(block_fn, users, n_items, k, *, exclude, user_batch_size,
-                   item_batch_size, device=None, owned=False, check_nan=True):
-    """Yield ``(batch_users, top_items, top_scores)``: the blocked top-k engine.
-
-    ``block_fn(batch, start, stop)`` returns the scores of items ``start:stop`` for the users
-    of ``batch``, a tensor of shape (len(batch), stop - start). ``exclude`` is a CSR matrix of
-    shape (n_users, n_items) whose entries are set to ``-inf``. ``owned``: the blocks are fresh
-    tensors that may be written to in place (otherwise they are copied before masking).
-    ``check_nan``: scan every block for NaN; without it a NaN is still caught when it reaches
-    a user's top k (``torch.topk`` ranks NaN above everything), unless it was masked.
-    """
-    k_eff = min(k, n_items)
-    for ustart in range(0, len(users), user_batch_size):
-        batch = users[ustart:ustart + user_batch_size]
-        if exclude is not None:
-            coo = exclude[batch].tocoo()
-            order = np.argsort(coo.col, kind="stable")
-            ex_rows, ex_cols = coo.row[order].astype(np.int64), coo.col[order].astype(np.int64)
-        values = items = None
-        for start in range(0, max(n_items, 1), item_batch_size):  # one empty block if none
-            stop = min(start + item_batch_size, n_items)
-            scores = block_fn(batch, start, stop)
-            dev = scores.device if device is None else device
-            if check_nan and bool(torch.isnan(scores).any()):
-                raise ValueError("scores contain NaN; every item needs a comparable score.")
-            if exclude is not None:
-                lo, hi = np.searchsorted(ex_cols, [start, stop])
-                if hi > lo:
-                    if not owned:
-                        scores = scores.clone()
-                    scores[torch.as_tensor(ex_rows[lo:hi], device=dev),
-                           torch.as_tensor(ex_cols[lo:hi] - start, device=dev)] = -torch.inf
-            block_values, block_cols = _sorted_topk(scores, min(k_eff, stop - start))
-            del scores  # before the next block is computed: one block alive at a time
-            if not check_nan and bool(torch.isnan(block_values[:, :1]).any()):
-                raise ValueError("scores contain NaN; every item needs a comparable score "
-                                 "(the factors' dot products overflow).")
-            block_items = block_cols + start if start else block_cols
-            if values is None:
-                values, items = block_values, block_items
-            else:
-                values, items = _merge_topk(values, items, block_values, block_items, k_eff)
-        yield batch, items, values
-
-
-def topk_per_user(score_fn, users, n_items, k, *, exclude=None, device=None, batch_size=None):
-    """Yield ``(batch_users, top_items, top_scores)`` batch by batch, best first.
-
-    Among equal scores the lower item index ranks first.
-
-    Parameters
-    ----------
-    score_fn : callable
-        ``score_fn(users)`` with ``users`` an int64 ndarray returns a float tensor of shape
-        (len(users), n_items) on ``device``.
-    users : ndarray of int
-        The users to rank for.
-    n_items : int
-        Number of items (columns of each score batch).
-    k : int
-        Cut-off; ``min(k, n_items)`` items are returned per user.
-    exclude : scipy.sparse.csr_matrix of shape (n_users, n_items), default=None
-        Entries that get score ``-inf`` (never recommended before any other item).
-    device : torch.device, default=None
-        Where masks are built; defaults to the scores' device.
-    batch_size : int, default=None
-        Users per batch; None bounds a batch to about 16 million scores.
-    """
-    if batch_size is None:
-        batch_size = max(1, _BLOCK_ENTRIES // max(n_items, 1))
-    return _ranked_blocks(lambda batch, start, stop: score_fn(batch), users, n_items, k,
-                          exclude=exclude, user_batch_size=batch_size,
-                          item_batch_size=max(n_items, 1), device=device)
-
-
-def _factor_batch_sizes(n_users, n_items, itemsize, user_batch_size, item_batch_size):
-    """(users per batch, items per block) for one score block of ``_FACTOR_BLOCK_BYTES``."""
-    entries = max(1, _FACTOR_BLOCK_BYTES // itemsize)
-    if item_batch_size is None:
-        item_batch_size = (_ITEM_BLOCK if user_batch_size is None
-                           else max(1, entries // user_batch_size))
-    item_batch_size = max(1, min(item_batch_size, n_items))
-    if user_batch_size is None:
-        user_batch_size = max(1, entries // item_batch_size)
-    return max(1, min(user_batch_size, n_users)), item_batch_size
-
-
-def _as_factors(factors, name, device):
-    if isinstance(factors, torch.Tensor):
-        t = factors.detach()
-    else:
-        arr = np.asarray(factors)
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
-                                       or arr.dtype == np.bool_):
-            raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}.")
-        t = torch.from_numpy(np.ascontiguousarray(arr))
-    if t.ndim != 2:
-        raise ValueError(f"{name} must be 2-d (n, n_factors), got shape {tuple(t.shape)}.")
-    if t.is_complex():
-        raise TypeError(f"{name} must be real, got dtype {t.dtype}.")
-    if device is not None:
-        t = t.to(device)
-    return t
-
-
-def _all_finite(t, chunk_entries=1 << 22):
-    """``torch.isfinite(t).all()`` by row chunks: its temporaries are several times ``t``."""
-    rows = max(1, chunk_entries // max(t.shape[1], 1))
-    return all(bool(torch.isfinite(t[s:s + rows]).all()) for s in range(0, t.shape[0], rows))
-
-
-def factor_topk_per_user(user_factors, item_factors, users, k, *, exclude=None,
-                         user_batch_size=None, item_batch_size=None):
-    """Yield ``(batch_users, top_items, top_scores)`` for ``user_factors @ item_factors.T``.
-
-    The blocked counterpart of :func:`topk_per_user` for validated float tensors on one
-    device: scores exist one (user batch x item block) block at a time (see
-    :func:`evaluate_factors` for the sizes). Same output, same tie rule.
-    """
-    n_items = item_factors.shape[0]
-    user_batch_size, item_batch_size = _factor_batch_sizes(
-        max(len(users), 1), n_items, item_factors.element_size(), user_batch_size,
-        item_batch_size)
-    dev = item_factors.device
-    state = {}
-
-    def block_fn(batch, start, stop):
-        if state.get("batch") is not batch:  # gather a batch's user rows once
-            state["batch"] = batch
-            state["U"] = user_factors[torch.as_tensor(batch, device=dev)]
-        return state["U"] @ item_factors[start:stop].T
-
-    return _ranked_blocks(block_fn, users, n_items, k, exclude=exclude,
-                          user_batch_size=user_batch_size, item_batch_size=item_batch_size,
-                          owned=True, check_nan=False)
 
 
 def _evaluate(Y_true, ranked, *, k, metrics):
@@ -315,6 +94,21 @@ def evaluate_topk(Y_true, score_fn, *, k, exclude=None, metrics=METRICS, device=
         k=k, metrics=metrics)
 
 
+@validate_params(
+    {
+        "Y_true": ["array-like", "sparse matrix"],
+        "user_factors": ["array-like"],
+        "item_factors": ["array-like"],
+        "k": [Int(1)],
+        "exclude": ["array-like", "sparse matrix", None],
+        "metrics": [StrOptions(set(METRICS)), list, tuple],
+        "per_user": ["boolean"],
+        "device": [str, torch.device, None],
+        "user_batch_size": [Int(1), None],
+        "item_batch_size": [Int(1), None],
+    },
+    prefer_skip_nested_validation=True,
+)
 def evaluate_factors(Y_true, user_factors, item_factors, *, k=20, exclude=None,
                      metrics=("recall", "ndcg"), per_user=False, device=None,
                      user_batch_size=None, item_batch_size=None):
@@ -392,19 +186,16 @@ def evaluate_factors(Y_true, user_factors, item_factors, *, k=20, exclude=None,
     >>> sorted(full)
     ['ndcg', 'recall']
     """
-    k = _check_k(k)
-    user_batch_size = _check_batch_size(user_batch_size, "user_batch_size")
-    item_batch_size = _check_batch_size(item_batch_size, "item_batch_size")
     if isinstance(metrics, str):
         metrics = (metrics,)
-    metrics = tuple(metrics)
+    metrics = tuple(dict.fromkeys(metrics))
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
         raise ValueError(f"metrics must be a non-empty sequence of {list(METRICS)}, got "
                          f"{metrics!r}.")
-    metrics = tuple(dict.fromkeys(metrics))
-    U = _as_factors(user_factors, "user_factors", device)
-    V = _as_factors(item_factors, "item_factors", device)
+    device = None if device is None else resolve_device(device)
+    U = check_factors(user_factors, "user_factors", device)
+    V = check_factors(item_factors, "item_factors", device)
     if U.device != V.device:
         raise ValueError(f"user_factors and item_factors are on different devices ({U.device} "
                          f"and {V.device}); pass device=.")
@@ -436,25 +227,9 @@ def evaluate_factors(Y_true, user_factors, item_factors, *, k=20, exclude=None,
         return result
     if result["users"].size == 0:
         warnings.warn(f"{', '.join(m + '@k' for m in metrics)} undefined: no user has a "
-                      f"positive in Y_true.", UndefinedMetricWarning, stacklevel=2)
+                      f"positive in Y_true.", UndefinedMetricWarning, stacklevel=3)
         return {m: float("nan") for m in metrics}
     return {m: float(result[m].mean()) for m in metrics}
-
-
-def factor_ndcg(Y_true, user_factors, item_factors, *, k, exclude=None, warn=True):
-    """Mean NDCG@k of a factor model, as a recommender's ``score`` returns it.
-
-    :func:`evaluate_factors` on ``y``; when no user has a positive the result is NaN, with an
-    ``UndefinedMetricWarning`` naming ``y`` if ``warn``.
-    """
-    values = evaluate_factors(Y_true, user_factors, item_factors, k=k, exclude=exclude,
-                              metrics=("ndcg",), per_user=True)["ndcg"]
-    if values.size == 0:
-        if warn:
-            warnings.warn("NDCG@k is undefined: no user has a positive in y.",
-                          UndefinedMetricWarning, stacklevel=3)
-        return float("nan")
-    return float(values.mean())
 
 
 def _check_inputs(Y_true, scores, exclude):
@@ -463,8 +238,8 @@ def _check_inputs(Y_true, scores, exclude):
     scores = np.asarray(scores)
     if scores.ndim != 2:
         raise ValueError(f"scores must be 2-d (n_items, n_users), got shape {scores.shape}.")
-    if not np.issubdtype(scores.dtype, np.number):
-        raise TypeError(f"scores must be numeric, got dtype {scores.dtype}.")
+    if not np.issubdtype(scores.dtype, np.number) or np.iscomplexobj(scores):
+        raise TypeError(f"scores must be real numbers, got dtype {scores.dtype}.")
     shape = Y_true.shape if sp.issparse(Y_true) else np.shape(Y_true)
     if tuple(shape) != scores.shape:
         raise ValueError(f"Y_true and scores must have the same shape (n_items, n_users); got "
@@ -481,7 +256,6 @@ def _check_inputs(Y_true, scores, exclude):
 
 
 def _mean_metric(metric, Y_true, scores, k, exclude):
-    k = _check_k(k)
     Y, scores, exclude = _check_inputs(Y_true, scores, exclude)
     dtype = np.float64 if scores.dtype == np.float64 else np.float32
 
@@ -495,10 +269,17 @@ def _mean_metric(metric, Y_true, scores, k, exclude):
 def _mean(values, metric):
     if values.size == 0:
         warnings.warn(f"{metric}@k is undefined: no user has a positive in Y_true.",
-                      UndefinedMetricWarning, stacklevel=3)
+                      UndefinedMetricWarning, stacklevel=4)
         return float("nan")
     return float(values.mean())
 
+
+_METRIC_PARAMS = {
+    "Y_true": ["array-like", "sparse matrix"],
+    "scores": ["array-like"],
+    "k": [Int(1)],
+    "exclude": ["array-like", "sparse matrix", None],
+}
 
 _DOC = """{title}
 
@@ -537,18 +318,22 @@ _DOC = """{title}
     """
 
 
+@validate_params(_METRIC_PARAMS, prefer_skip_nested_validation=True)
 def recall_at_k(Y_true, scores, *, k=20, exclude=None):
     return _mean_metric("recall", Y_true, scores, k, exclude)
 
 
+@validate_params(_METRIC_PARAMS, prefer_skip_nested_validation=True)
 def ndcg_at_k(Y_true, scores, *, k=20, exclude=None):
     return _mean_metric("ndcg", Y_true, scores, k, exclude)
 
 
+@validate_params(_METRIC_PARAMS, prefer_skip_nested_validation=True)
 def precision_at_k(Y_true, scores, *, k=20, exclude=None):
     return _mean_metric("precision", Y_true, scores, k, exclude)
 
 
+@validate_params(_METRIC_PARAMS, prefer_skip_nested_validation=True)
 def hit_rate_at_k(Y_true, scores, *, k=20, exclude=None):
     return _mean_metric("hit_rate", Y_true, scores, k, exclude)
 
@@ -573,62 +358,5 @@ hit_rate_at_k.__doc__ = _DOC.format(
     definition="A user scores 1 with at least one hit, else 0.",
     name="hit_rate_at_k", example="1.0")
 
-_FUNCTIONS = {"recall": recall_at_k, "ndcg": ndcg_at_k, "precision": precision_at_k,
-              "hit_rate": hit_rate_at_k}
-
-
-def make_topk_scorer(metric="ndcg", k=20):
-    """A scorer ``scorer(estimator, X, Y)`` for model selection with a top-k metric.
-
-    The scorer ranks the rows of ``X`` (held-out items) for every user with
-    ``estimator.decision_function(X)`` and averages ``metric`` over the users with a positive
-    in ``Y``. Pass it as ``scoring`` to :class:`~sklearn.model_selection.GridSearchCV` or
-    :func:`~sklearn.model_selection.cross_val_score`; with folds over items this is
-    cold-start validation.
-
-    Parameters
-    ----------
-    metric : {"ndcg", "recall", "precision", "hit_rate"} or callable, default="ndcg"
-        A metric name, or a function ``metric(Y_true, scores, *, k)`` returning a float.
-    k : int, default=20
-        Cut-off.
-
-    Returns
-    -------
-    scorer : callable
-        ``scorer(estimator, X, Y)`` -> float, higher is better.
-
-    Examples
-    --------
-    >>> from skmm.metrics import make_topk_scorer
-    >>> scorer = make_topk_scorer("recall", k=10)
-    >>> scorer.__name__
-    'recall_at_10'
-    """
-    k = _check_k(k)
-    if isinstance(metric, str):
-        if metric not in _FUNCTIONS:
-            raise ValueError(f"metric must be one of {sorted(_FUNCTIONS)} or a callable, got "
-                             f"{metric!r}.")
-        name, func = metric, _FUNCTIONS[metric]
-    elif callable(metric):
-        name, func = getattr(metric, "__name__", "metric"), metric
-    else:
-        raise TypeError(f"metric must be a string or a callable, got {type(metric).__name__}.")
-
-    return _TopKScorer(func, k, f"{name}_at_{k}")
-
-
-class _TopKScorer:
-    """A picklable ``scorer(estimator, X, Y)`` (joblib workers of a grid search pickle it)."""
-
-    def __init__(self, func, k, name):
-        self.func = func
-        self.k = k
-        self.__name__ = name
-
-    def __call__(self, estimator, X, Y):
-        return float(self.func(Y, estimator.decision_function(X), k=self.k))
-
-    def __repr__(self):
-        return f"make_topk_scorer({self.__name__!r})"
+METRIC_FUNCTIONS = {"recall": recall_at_k, "ndcg": ndcg_at_k, "precision": precision_at_k,
+                    "hit_rate": hit_rate_at_k}

@@ -7,8 +7,11 @@ checked by hand.
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import StrOptions, validate_parameter_constraints
 from torch import nn
 from torch.nn import functional as F
+
+from .._validation import Int, Real, check_block_sizes
 
 ENVIRONMENTS = ("cyclic", "independent", "fixed", "none")
 
@@ -38,8 +41,11 @@ class EnvironmentSampler:
     """
 
     def __init__(self, n_modalities, environments, alpha, rng):
-        if environments not in ENVIRONMENTS:
-            raise ValueError(f"environments must be one of {ENVIRONMENTS}, got {environments!r}.")
+        validate_parameter_constraints(
+            {"n_modalities": [Int(1)], "environments": [StrOptions(set(ENVIRONMENTS))],
+             "alpha": [Real(0, None, closed="neither")], "rng": [np.random.Generator]},
+            {"n_modalities": n_modalities, "environments": environments, "alpha": alpha,
+             "rng": rng}, caller_name="EnvironmentSampler")
         self.n_modalities = int(n_modalities)
         self.environments = environments
         self.alpha = float(alpha)
@@ -93,7 +99,10 @@ class MILKModule(nn.Module):
 
     def __init__(self, n_users, modalities, embedding_dim, features=None, observed=None):
         super().__init__()
-        self.modalities = tuple(int(d) for d in modalities)
+        validate_parameter_constraints(
+            {"n_users": [Int(0)], "embedding_dim": [Int(1)]},
+            {"n_users": n_users, "embedding_dim": embedding_dim}, caller_name="MILKModule")
+        self.modalities = check_block_sizes(modalities)
         self.encoders = nn.ModuleList(nn.Linear(d, embedding_dim) for d in self.modalities)
         self.user_embedding = nn.Embedding(n_users, embedding_dim)
         nn.init.normal_(self.user_embedding.weight, std=0.1)
@@ -183,9 +192,10 @@ def alignment_loss(projections, observed):
 
 
 def embedding_penalty(users, pos, neg):
-    """Half the batch mean of ``|u|^2 + |i_pos|^2 + |i_neg|^2``, items as equal-weight mixes."""
+    """The batch mean of ``|u|^2 + |i_pos|^2 + |i_neg|^2``, items as equal-weight mixes (the
+    authors' term; skmm before 0.1 halved it)."""
     squared = users.pow(2).sum(-1) + pos.mean(0).pow(2).sum(-1) + neg.mean(0).pow(2).sum(-1)
-    return squared.mean() / 2
+    return squared.mean()
 
 
 class MILKLoss(nn.Module):
@@ -203,6 +213,11 @@ class MILKLoss(nn.Module):
 
     def __init__(self, reg_weight=1e-4, alignment_weight=0.05, invariance_weight=50.0):
         super().__init__()
+        validate_parameter_constraints(
+            {name: [Real(0, None)]
+             for name in ("reg_weight", "alignment_weight", "invariance_weight")},
+            {"reg_weight": reg_weight, "alignment_weight": alignment_weight,
+             "invariance_weight": invariance_weight}, caller_name="MILKLoss")
         self.reg_weight = reg_weight
         self.alignment_weight = alignment_weight
         self.invariance_weight = invariance_weight

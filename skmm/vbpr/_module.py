@@ -40,10 +40,9 @@ class VBPRModule(nn.Module):
             nn.init.xavier_uniform_(weight)
         nn.init.zeros_(self.item_bias.weight)
 
-    def item_terms(self, items, features=None):
-        """Per-item pieces of the score: (b_i + beta' . f_i, gamma_i, E f_i); ``features``
-        defaults to the stored content of ``items``."""
-        f = self.features[items] if features is None else features
+    def item_terms(self, items):
+        """Per-item pieces of the score: (b_i + beta' . f_i, gamma_i, E f_i)."""
+        f = self.features[items]
         bias = self.content_bias(f).squeeze(-1) + self.item_bias(items).squeeze(-1)
         return bias, self.item_factors(items), self.projection(f)
 
@@ -56,15 +55,15 @@ class VBPRModule(nn.Module):
             out.append(bias + (gu * gi).sum(-1) + (tu * ef).sum(-1))
         return out[0], out[1]
 
-    def factor_matrices(self, features):
+    def factor_matrices(self):
         """``(U, V)`` with ``U @ V.T`` the score of every user (rows) for every fitted item.
 
         ``U = [1, gamma_u, theta_u]`` and ``V = [b_i + beta' . f_i, gamma_i, E f_i]``: the
         score is a plain dot product, so ranking can use the blocked top-k of
         :func:`skmm.metrics.evaluate_factors` instead of a dense score matrix.
         """
-        items = torch.arange(self.item_factors.num_embeddings, device=features.device)
-        bias, gi, ef = self.item_terms(items, features)
+        items = torch.arange(self.item_factors.num_embeddings, device=self.features.device)
+        bias, gi, ef = self.item_terms(items)
         V = torch.cat([bias[:, None], gi, ef], dim=1)
         ones = torch.ones(self.user_factors.num_embeddings, 1, device=V.device, dtype=V.dtype)
         U = torch.cat([ones, self.user_factors.weight, self.user_content_factors.weight], dim=1)

@@ -3,7 +3,7 @@ import pytest
 import scipy.sparse as sp
 from skorch.dataset import Dataset
 
-from skmm._sampling import BPRBatches, NegativeSampler
+from skmm._bpr import BPRBatches, NegativeSampler
 
 from .conftest import random_interactions
 
