@@ -1,4 +1,5 @@
-"""Evaluation metrics: top-k ranking quality (items as rows, users as columns) and scorers."""
+"""Evaluation metrics: top-k ranking quality (items as rows, users as columns), imputation
+quality, and scorers for model selection."""
 
 from ._ranking import (
     evaluate_factors,
@@ -7,9 +8,12 @@ from ._ranking import (
     precision_at_k,
     recall_at_k,
 )
+from ._imputation import centred_cosine, imputation_score
 from ._scorer import make_topk_scorer, make_warm_start_scorer
 
 __all__ = [
+    "centred_cosine",
+    "imputation_score",
     "evaluate_factors",
     "hit_rate_at_k",
     "make_topk_scorer",
