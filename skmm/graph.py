@@ -127,9 +127,9 @@ def cointeraction_graph(Y, n_neighbors=20, *, similarity="count", shrink=0.0,
     n_neighbors : int, default=20
         Edges kept per item (row), at most; values above ``n_items - 1`` keep every
         co-interacted item.
-    similarity : {"count", "cosine", "asymmetric_cosine", "jaccard", "tfidf", "bm25"}, \
-            default="count"
-        How neighbours are ranked (formulas above).
+    similarity : str, default="count"
+        How neighbours are ranked (formulas above): one of ``"count"``, ``"cosine"``,
+        ``"asymmetric_cosine"``, ``"jaccard"``, ``"tfidf"``, ``"bm25"``.
     shrink : float, default=0.0
         The shrinkage term :math:`\lambda \ge 0` added to the denominator. Must be 0 for
         ``"count"`` and ``"bm25"``, which have none.
