@@ -425,8 +425,8 @@ def max_abs_diff(a_path, b_path, chunk=1 << 16):
         return float("inf")
     worst = 0.0
     for s in range(0, a.shape[0], chunk):
-        d = np.abs(np.asarray(a[s:s + chunk], np.float64) - np.asarray(b[s:s + chunk],
-                                                                          np.float64))
+        d = np.abs(np.asarray(a[s:s + chunk], np.float64)
+                   - np.asarray(b[s:s + chunk], np.float64))
         if np.isnan(d).any():
             return float("nan")
         worst = max(worst, float(d.max(initial=0.0)))

@@ -41,7 +41,8 @@ def test_simulate_missing_bad_arguments(kwargs, match):
 
 
 def test_load_mmrec_small_folder(tmp_path):
-    (tmp_path / "toy.inter").write_text("userID\titemID\tx_label\n0\t0\t0\n1\t2\t0\n0\t1\t1\n1\t1\t2\n")
+    (tmp_path / "toy.inter").write_text(
+        "userID\titemID\tx_label\n0\t0\t0\n1\t2\t0\n0\t1\t1\n1\t1\t2\n")
     np.save(tmp_path / "a.npy", np.ones((3, 2)))
     np.save(tmp_path / "b.npy", np.zeros((3, 1)))
     data = load_mmrec(tmp_path)

@@ -61,7 +61,7 @@ def test_protocol(data, monkeypatch, tmp_path):
 
     monkeypatch.setattr(skmm.milk, "MILKRecommender", RecordingMILK)
     monkeypatch.setattr(skmm.impute, "FeatPropImputer", RecordingFeatProp)
-    n_items, n_users = data.X.shape[0], data.Y_train.shape[1]
+    n_items = data.X.shape[0]
     assert len(_row_bytes(data.X)) == n_items  # rows identify items
     rows = rp.reproduce_robustness(data, seeds=(3,), milk_params=FAST, out=tmp_path,
                                    progress=False)
@@ -149,7 +149,8 @@ def test_the_shared_model_is_the_pipelines(data):
                           params=FAST, shares=(0.5,))
     split = new_item_data(data, 1)
     pipe = make_pipeline(skmm.impute.FeatPropImputer(), skmm.milk.MILKRecommender(
-        data.modalities, random_state=1, validation_fraction=split["val_items"].size / split["fit_items"].size,
+        data.modalities, random_state=1,
+        validation_fraction=split["val_items"].size / split["fit_items"].size,
         **{**rp.MILK_SCHEDULE, **rp.MILK_MODELS["DUIF-like"], **FAST}))
     pipe.fit(data.X[split["fit_items"]], split["Y_fit"])
     X_test = data.X[split["test_items"]]
@@ -185,7 +186,8 @@ def test_missing_items_are_nested_and_seeded():
     assert not np.array_equal(a, missing_items(40, 30, 0, 0))
     X = np.arange(12.0).reshape(3, 4)
     out = lose_modality(X, [3, 1], 0, [1])
-    assert np.isnan(out[1, :3]).all() and out[1, 3] == 7 and not np.isnan(np.delete(out, 1, 0)).any()
+    assert np.isnan(out[1, :3]).all() and out[1, 3] == 7
+    assert not np.isnan(np.delete(out, 1, 0)).any()
     assert not np.isnan(X).any()  # the input is left alone
 
 
