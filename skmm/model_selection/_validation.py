@@ -117,12 +117,9 @@ def cross_val_score(estimator, X, y, *, scoring=None, cv=None, n_jobs=None):
 
     Parameters
     ----------
-    estimator : estimator
-        Cloned for every fold.
-    X : {array-like, sparse matrix} of shape (n_items, n_features)
-        Item features.
-    y : {array-like, sparse matrix} of shape (n_items, n_users)
-        Interactions, items as rows.
+    estimator, X, y
+        As in :func:`cross_validate`: the estimator cloned for every fold, the
+        (n_items, n_features) item features, the (n_items, n_users) interactions.
     scoring : str, callable or None, default=None
         As in :func:`cross_validate`.
     cv : int, cross-validation generator or iterable, default=None
