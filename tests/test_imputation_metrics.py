@@ -154,3 +154,18 @@ def test_centred_cosine_unchanged():
     b = np.array([[2.0, 0.0], [1.0, 1.0]])
     assert centred_cosine(a, b, np.zeros(2)) == pytest.approx(0.5)  # zero-norm row counts 0
     assert np.isnan(centred_cosine(np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(2)))
+
+
+def test_mean_imputer_scores_zero_on_float32_data():
+    """A mean imputer fills in the float64 mean rounded to float32; the centre is rounded the
+    same way, so every imputed row is exactly the centre: centred cosine and MSE skill are 0
+    exactly, not the cosine of the rounding error."""
+    from skmm import BaselineImputer
+
+    X, _ = _problem(d=5)
+    X = X.astype(np.float32)
+    X_masked = X.copy()
+    X_masked[np.random.default_rng(0).random(len(X)) < 0.3] = np.nan
+    X_imp = BaselineImputer().fit_transform(X_masked)
+    assert imputation_score(X, X_imp, X_masked) == 0.0
+    assert imputation_score(X, X_imp, X_masked, metric="mse_skill") == 0.0

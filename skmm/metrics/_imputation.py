@@ -48,7 +48,9 @@ def imputation_score(X_true, X_imputed, X_masked, *, metric="centred_cosine",
     The scored entries of a block are the *hidden* ones: missing (NaN) in ``X_masked``, the
     input the imputer saw, and known in ``X_true``. Every statistic of the baseline comes from
     ``X_masked`` alone, so hidden values never leak into it: the centre of a block is the
-    column mean of its observed entries in ``X_masked``, the value the mean imputer fills in.
+    column mean of its observed entries in ``X_masked``, the value the mean imputer fills in
+    (computed in float64 and rounded to the precision of a float32 or float16 ``X_masked``, as
+    a mean imputer's output is).
 
     Metrics (higher is better for all but ``"mse"``):
 
@@ -101,8 +103,14 @@ def imputation_score(X_true, X_imputed, X_masked, *, metric="centred_cosine",
     >>> imputation_score(X_true, mean_imputed, X_masked, metric="mse_skill")
     0.0
     """
+    masked_dtype = np.asarray(X_masked).dtype
     X_true, X_imputed, X_masked = (np.asarray(a, dtype=np.float64)
                                    for a in (X_true, X_imputed, X_masked))
+    # A mean imputer fills in the float64 mean rounded to the input's precision: with the
+    # centre rounded the same way it scores exactly 0 (centred cosine), not the cosine of the
+    # rounding error, which on float32 data is anything in [-1, 1].
+    centre_dtype = (masked_dtype if np.issubdtype(masked_dtype, np.floating)
+                    and masked_dtype.itemsize < 8 else np.float64)
     if X_true.ndim != 2 or X_imputed.shape != X_true.shape or X_masked.shape != X_true.shape:
         raise ValueError(f"X_true, X_imputed and X_masked must be 2-d arrays of one shape, got "
                          f"{X_true.shape}, {X_imputed.shape} and {X_masked.shape}.")
@@ -119,7 +127,7 @@ def imputation_score(X_true, X_imputed, X_masked, *, metric="centred_cosine",
         cols = slice(start, start + size)
         start += size
         scores.append(_block_score(X_true[:, cols], X_imputed[:, cols], X_masked[:, cols],
-                                   hidden[:, cols], metric, start - size))
+                                   hidden[:, cols], metric, start - size, centre_dtype))
     scores = np.array(scores)
     if multioutput == "raw_values":
         return scores
@@ -127,7 +135,7 @@ def imputation_score(X_true, X_imputed, X_masked, *, metric="centred_cosine",
     return float(scores[valid].mean()) if valid.any() else float("nan")
 
 
-def _block_score(x_true, x_imp, x_masked, hidden, metric, offset):
+def _block_score(x_true, x_imp, x_masked, hidden, metric, offset, centre_dtype):
     rows = np.flatnonzero(hidden.any(axis=1))
     if rows.size == 0:
         return float("nan")
@@ -137,6 +145,7 @@ def _block_score(x_true, x_imp, x_masked, hidden, metric, offset):
         raise ValueError(f"Column {offset + int(np.argmax(n_obs == 0))} has no observed value in "
                          f"X_masked: its centre (the mean imputer's value) is undefined.")
     centre = np.where(observed, x_masked, 0.0).sum(axis=0) / n_obs
+    centre = centre.astype(centre_dtype).astype(np.float64)
     h, t, p = hidden[rows], x_true[rows], x_imp[rows]
     mean_fill = np.broadcast_to(centre, t.shape)
     if metric == "centred_cosine":
