@@ -9,13 +9,14 @@ from ._ranking import (
     recall_at_k,
 )
 from ._imputation import centred_cosine, imputation_score
-from ._scorer import make_topk_scorer, make_warm_start_scorer
+from ._scorer import make_imputation_scorer, make_topk_scorer, make_warm_start_scorer
 
 __all__ = [
     "centred_cosine",
     "imputation_score",
     "evaluate_factors",
     "hit_rate_at_k",
+    "make_imputation_scorer",
     "make_topk_scorer",
     "make_warm_start_scorer",
     "ndcg_at_k",
