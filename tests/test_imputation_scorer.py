@@ -115,6 +115,38 @@ def test_modality_mode_hides_whole_blocks_and_never_an_items_last_block():
         np.testing.assert_array_equal(kept.any(axis=1), obs_blocks.any(axis=1))
 
 
+def _reference_modality_hiding(X, sizes, fraction, seed):
+    """The definition, as a plain loop: walk the observed (item, block) units in a random order
+    and hide a unit while its item still has another observed block, until the count."""
+    bounds = np.cumsum([0] + list(sizes))
+    units = [(i, b) for i in range(X.shape[0]) for b in range(len(sizes))
+             if not np.isnan(X[i, bounds[b]:bounds[b + 1]]).all()]
+    left = {}
+    for i, _ in units:
+        left[i] = left.get(i, 0) + 1
+    n_hide = int(round(fraction * len(units)))
+    hidden = np.zeros(X.shape, dtype=bool)
+    for u in np.random.RandomState(seed).permutation(len(units)):
+        if n_hide == 0:
+            break
+        i, b = units[u]
+        if left[i] > 1:
+            left[i] -= 1
+            n_hide -= 1
+            hidden[i, bounds[b]:bounds[b + 1]] = ~np.isnan(X[i, bounds[b]:bounds[b + 1]])
+    return hidden
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_modality_mode_matches_the_reference_loop(seed):
+    _, X, _ = _data(mode="one", rate=0.5, seed=seed)
+    X[np.random.default_rng(seed).random(X.shape) < 0.05] = np.nan  # some partial blocks too
+    sizes = [3, 3, 4]  # three blocks: items can lose two
+    X[:10, 6:] = np.nan
+    _, hidden = hide_observed(X, sizes, fraction=0.3, mode="modality", random_state=seed)
+    np.testing.assert_array_equal(hidden, _reference_modality_hiding(X, sizes, 0.3, seed))
+
+
 def test_modality_mode_refuses_a_fraction_that_would_take_last_blocks():
     X = np.arange(16.0).reshape(4, 4)
     X[0, 2:] = np.nan  # 7 observed blocks; items 1-3 can each lose one: at most 3
@@ -186,6 +218,20 @@ def test_mean_imputer_scores_exactly_zero(dtype):
     X = X.astype(dtype)
     for metric in ("centred_cosine", "mse_skill"):
         assert make_imputation_scorer(SIZES, metric=metric)(BaselineImputer(), X, Y) == 0.0
+
+
+def test_average_precision_on_a_binary_block():
+    rng = np.random.default_rng(0)
+    X_complete = (rng.random((80, 8)) < 0.3).astype(np.float64)
+    X = X_complete.copy()
+    X[rng.random(80) < 0.2] = np.nan
+    oracle = _Oracle(X_complete)
+    assert make_imputation_scorer(metric="average_precision")(oracle, X) == 1.0
+    X_hidden, _ = hide_observed(X, None, fraction=0.1, random_state=0)
+    X_mean = BaselineImputer().fit_transform(X_hidden)
+    expected = imputation_score(X, X_mean, X_hidden, metric="average_precision_gain")
+    assert expected == 0.0  # the mean imputer's own gain (derivation: AP minus itself)
+    assert make_imputation_scorer(metric="average_precision_gain")(BaselineImputer(), X) == 0.0
 
 
 def test_scorer_equals_imputation_score_on_hide_observed():
