@@ -19,6 +19,8 @@ from ._base import FILL_STRATEGIES, BaseImputer, fill_row, impute_new_items, is_
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 METHODS = ("neighmean", "multihop", "ppr", "heat")
+# The official PPR / heat operator is exact but costs O(n_items**2) (paper_diffusion_operator).
+_PAPER_MAX_ITEMS = 100_000
 
 
 class GraphImputer(BaseImputer):
@@ -302,6 +304,11 @@ class GraphImputer(BaseImputer):
                              f"(the item itself included), which needs n_neighbors <= "
                              f"n_items; got n_neighbors={self.n_neighbors} for {n_items} "
                              f"items.")
+        if self.method in ("ppr", "heat") and n_items > _PAPER_MAX_ITEMS:
+            raise ValueError(f"paper_compat=True computes the official column top-k "
+                             f"operator, whose cost grows as n_items**2: {n_items} items "
+                             f"exceed {_PAPER_MAX_ITEMS}. Use paper_compat=False (the row "
+                             f"top-k form) on catalogues this large.")
 
     def _fit(self, X, y):
         X = self._validate_X(X, reset=True)
@@ -339,8 +346,8 @@ class GraphImputer(BaseImputer):
         np.copyto(block, fill, where=missing_r)
         n_prop = 0
         if graph is not None and rows.size:
-            got_rows, values, reached = self._impute(graph, X, device, dtype)
-            assert np.array_equal(got_rows, rows)  # both: the rows with a missing entry
+            # ``values`` and ``reached`` are on ``rows`` too: the rows with a missing entry.
+            _, values, reached = self._impute(graph, X, device, dtype)
             # The official rules have no fallback: their value stands wherever it is.
             take = missing_r if self.paper_compat else missing_r & reached
             if not np.isfinite(values[take]).all():
@@ -379,7 +386,7 @@ class GraphImputer(BaseImputer):
             P = normalize_adjacency(A, "sym", dtype=dtype, copy=False)
         elif compat:
             P, _ = paper_diffusion_operator(A, kernel=method, alpha=self.alpha, t=self.t,
-                                            device=device)
+                                            device=device, max_items=_PAPER_MAX_ITEMS)
             dtype = np.float64  # the official operator and propagation are float64
         else:
             rows = np.flatnonzero(missing.any(axis=1))
