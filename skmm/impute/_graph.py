@@ -320,9 +320,8 @@ class GraphImputer(BaseImputer):
                           "so every missing entry takes the fallback (mean imputation). Pass "
                           "the (n_items, n_users) interaction matrix as y (in a Pipeline: "
                           "pipeline.fit(X, y)).", UserWarning, stacklevel=3)
+        self._check_compat(n_items)
         Y = None if y is None else check_interactions(y, n_items, name="y")
-        if Y is not None:
-            self._check_compat(n_items)
         out = np.empty(X.shape, X.dtype)
         scan = self._scan(X, copy_to=out)  # ``out`` is now a copy of X: X is never written
         work_dtype = (np.float64 if self.paper_compat and self.method in ("ppr", "heat")
