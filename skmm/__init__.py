@@ -17,6 +17,7 @@ _EXPORTS = {
     "BaselineImputer": "impute",
     "FREEDOMRecommender": "freedom",
     "FeatPropImputer": "impute",
+    "GraphImputer": "impute",
     "MILKRecommender": "milk",
     "VBPRRecommender": "vbpr",
     "cointeraction_graph": "graph",

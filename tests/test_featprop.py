@@ -331,10 +331,13 @@ def _memmap_problem(tmp_path, mode, dtype, n_items=400, n_features=37, seed=21):
 def small_blocks(monkeypatch):
     """Row blocks of a few rows, so that the block-wise passes really run in many blocks."""
     import skmm._blockio as blockio
+    import skmm.impute._base as base
     import skmm.impute._featprop as fp
 
-    for module in (blockio, fp):
+    # Each module's own binding of the block sizes (the fitted-matrix check lives in _base).
+    for module in (blockio, base):
         monkeypatch.setattr(module, "_SCAN_BYTES", 1000)
+    for module in (blockio, fp):
         monkeypatch.setattr(module, "_IO_BYTES", 3000)
 
 

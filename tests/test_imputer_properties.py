@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from skmm import BaselineImputer, FeatPropImputer
+from skmm import BaselineImputer, FeatPropImputer, GraphImputer
 
 from .conftest import random_interactions
 
@@ -16,6 +16,13 @@ IMPUTERS = {
     "featprop": lambda seed: FeatPropImputer(n_neighbors=3, device="cpu"),
     "featprop-sym": lambda seed: FeatPropImputer(n_neighbors=4, n_iter=6, symmetric=True,
                                                  normalization="rw", device="cpu"),
+    "graph-neighmean": lambda seed: GraphImputer(method="neighmean", n_neighbors=3,
+                                                 device="cpu"),
+    "graph-ppr": lambda seed: GraphImputer(method="ppr", n_neighbors=3, device="cpu"),
+    "graph-heat-sym": lambda seed: GraphImputer(method="heat", n_neighbors=4, symmetric=True,
+                                                similarity="cosine", device="cpu"),
+    "graph-ppr-paper": lambda seed: GraphImputer(method="ppr", n_neighbors=4,
+                                                 paper_compat=True, device="cpu"),
     "mean": lambda seed: BaselineImputer(strategy="mean"),
     "constant": lambda seed: BaselineImputer(strategy="constant", fill_value=-2.5),
     "random": lambda seed: BaselineImputer(strategy="random", random_state=seed),
@@ -30,7 +37,7 @@ def _problem(seed, rate, dtype, n_items=40, n_features=5):
     return X, Y
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(seed=st.integers(0, 10_000), rate=st.floats(0.0, 0.9),
        dtype=st.sampled_from([np.float32, np.float64]), name=st.sampled_from(sorted(IMPUTERS)))
 def test_imputer_properties(seed, rate, dtype, name):

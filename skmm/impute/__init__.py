@@ -3,5 +3,6 @@
 from ._base import BaseImputer
 from ._baseline import BaselineImputer
 from ._featprop import FeatPropImputer
+from ._graph import GraphImputer
 
-__all__ = ["BaseImputer", "BaselineImputer", "FeatPropImputer"]
+__all__ = ["BaseImputer", "BaselineImputer", "FeatPropImputer", "GraphImputer"]

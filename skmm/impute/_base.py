@@ -9,9 +9,10 @@ fill policies, spelled as scikit-learn spells them: ``strategy`` (or ``fallback`
 
 import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+from sklearn.impute import KNNImputer
 from sklearn.utils.validation import FLOAT_DTYPES
 
-from .._blockio import RowBlocks, scan_features
+from .._blockio import _SCAN_BYTES, RowBlocks, scan_features
 from .._validation import validate_features
 
 #: The fill policies shared by the imputers (``strategy`` / ``fallback`` values).
@@ -90,3 +91,57 @@ def fill_row(strategy, fill_value, means, dtype):
     if np.isfinite(fill_value) and abs(fill_value) > np.finfo(dtype).max:
         raise ValueError(f"fill_value={fill_value!r} does not fit the dtype of X ({dtype}).")
     return np.full(means.shape, fill_value, dtype)
+
+
+def impute_new_items(estimator, X, F, n_donors, fill):
+    """The new-item rule of the graph imputers, for rows that were not fitted.
+
+    Items without interactions cannot be placed on the graph: their missing entries are the
+    mean of the ``n_donors`` nearest rows of the fitted result ``F`` by NaN-aware Euclidean
+    distance over the entries the new item has, as :class:`~sklearn.impute.KNNImputer` does;
+    an item with no observed entry at all takes ``fill`` (the fallback row). ``X`` is
+    validated by ``estimator`` (``reset=False``); nothing is cached on it, so the result
+    depends on the fit only, never on earlier calls.
+    """
+    out = np.array(X, copy=True)
+    # Infinite observed values are refused (scikit-learn's message), NaN marks missing.
+    estimator._validate_X(out, reset=False)
+    missing = np.isnan(out)
+    if not missing.any():
+        return out
+    empty = missing.all(axis=1)
+    partial = np.flatnonzero(missing.any(axis=1) & ~empty)
+    if partial.size:
+        donors = KNNImputer(n_neighbors=n_donors, keep_empty_features=True, copy=False).fit(F)
+        block = out[partial]
+        filled = donors.transform(block.astype(np.float64))
+        block[missing[partial]] = filled[missing[partial]]
+        out[partial] = block
+    if empty.any():
+        out[empty] = fill.astype(out.dtype)
+    return out
+
+
+def is_fitted_matrix(X, F, rows, packed):
+    """Whether ``X`` is the matrix seen in ``fit``: same shape and dtype as the result ``F``,
+    the same missing mask (``rows`` and ``packed`` of :func:`~skmm._blockio.scan_features`),
+    bit-identical observed values. Read in row blocks, stopping at the first difference;
+    exact, where a hash would only be probably right."""
+    if X.shape != F.shape or X.dtype != F.dtype:
+        return False
+    as_bits = np.dtype(f"u{X.dtype.itemsize}")
+    fitted = RowBlocks(F, _SCAN_BYTES)
+    for s, e, xb in RowBlocks(X, _SCAN_BYTES):
+        mb = np.isnan(xb)
+        r = np.flatnonzero(mb.any(axis=1))
+        p0, p1 = np.searchsorted(rows, [s, e])
+        if r.size != p1 - p0 or not np.array_equal(r + s, rows[p0:p1]):
+            return False
+        if r.size and not np.array_equal(np.packbits(mb[r], axis=1), packed[p0:p1]):
+            return False
+        differ = (np.ascontiguousarray(xb).view(as_bits)
+                  != np.ascontiguousarray(F[s:e]).view(as_bits))
+        fitted.release(s, e)
+        if (differ & ~mb).any():
+            return False
+    return True

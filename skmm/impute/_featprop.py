@@ -7,17 +7,17 @@ import warnings
 import numpy as np
 import torch
 from sklearn.base import _fit_context
-from sklearn.impute import KNNImputer
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._blockio import (_IO_BYTES, _SCAN_BYTES, ResultWriter, RowBlocks, check_out_file,
+from .._blockio import (_IO_BYTES, ResultWriter, RowBlocks, check_out_file,
                         file_identity, open_result, unpack_columns)
 from .._validation import FillValue, Int, check_interactions, interaction_target_tags, \
     resolve_device
 from ..graph import cointeraction_graph, normalize_adjacency
 from ..propagation import ColumnPropagator, column_groups, propagate_groups
-from ._base import FILL_STRATEGIES, BaseImputer, fill_row
+from ._base import (FILL_STRATEGIES, BaseImputer, fill_row, impute_new_items,
+                    is_fitted_matrix)
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -375,50 +375,11 @@ class FeatPropImputer(BaseImputer):
 
     def _impute_new_items(self, X, F):
         """The new-item rule: nearest fitted items by NaN-aware distance, else the fallback."""
-        out = np.array(X, copy=True)
-        # Infinite observed values are refused (scikit-learn's message), NaN marks missing.
-        self._validate_X(out, reset=False)
-        missing = np.isnan(out)
-        if not missing.any():
-            return out
-        empty = missing.all(axis=1)
-        partial = np.flatnonzero(missing.any(axis=1) & ~empty)
-        if partial.size:
-            # Built for this call from the fitted state alone: nothing is cached on the
-            # estimator, so the result never depends on earlier calls.
-            donors = KNNImputer(n_neighbors=self.n_donors_, keep_empty_features=True,
-                                copy=False).fit(F)
-            block = out[partial]
-            filled = donors.transform(block.astype(np.float64))
-            block[missing[partial]] = filled[missing[partial]]
-            out[partial] = block
-        if empty.any():
-            out[empty] = self._fill.astype(out.dtype)
-        return out
+        return impute_new_items(self, X, F, self.n_donors_, self._fill)
 
     def _is_fitted_matrix(self, X, F):
-        """Whether ``X`` is the matrix seen in ``fit``: same shape and dtype, same missing
-        mask, bit-identical observed values. Read in row blocks, stopping at the first
-        difference; exact, where a hash would only be probably right."""
-        if X.shape != F.shape or X.dtype != F.dtype:
-            return False
-        rows, packed = self._fit_rows, self._fit_packed
-        as_bits = np.dtype(f"u{X.dtype.itemsize}")
-        fitted = RowBlocks(F, _SCAN_BYTES)
-        for s, e, xb in RowBlocks(X, _SCAN_BYTES):
-            mb = np.isnan(xb)
-            r = np.flatnonzero(mb.any(axis=1))
-            p0, p1 = np.searchsorted(rows, [s, e])
-            if r.size != p1 - p0 or not np.array_equal(r + s, rows[p0:p1]):
-                return False
-            if r.size and not np.array_equal(np.packbits(mb[r], axis=1), packed[p0:p1]):
-                return False
-            differ = (np.ascontiguousarray(xb).view(as_bits)
-                      != np.ascontiguousarray(F[s:e]).view(as_bits))
-            fitted.release(s, e)
-            if (differ & ~mb).any():
-                return False
-        return True
+        """Whether ``X`` is the matrix seen in ``fit`` (see :func:`is_fitted_matrix`)."""
+        return is_fitted_matrix(X, F, self._fit_rows, self._fit_packed)
 
     def __getstate__(self):
         state = dict(super().__getstate__())
