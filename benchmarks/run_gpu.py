@@ -6,7 +6,8 @@ Steps, in order (``--dry-run`` lists them with their commands and runs nothing):
    device);
 2. each benchmark that takes a device, once with ``--device cpu`` and once with
    ``--device cuda``: ``bench_featprop.py`` (the ``skmm`` method only: the dense recipe and
-   PyG have no device here), ``bench_ranking.py``, ``bench_milk.py``, ``bench_freedom.py``.
+   PyG have no device here), ``bench_featprop_memmap.py``, ``bench_ranking.py``,
+   ``bench_milk.py``, ``bench_freedom.py``.
 
 At the end it prints one table, a row per (benchmark, case, figure) with the CPU figure, the
 CUDA figure and the CUDA speed-up (CPU seconds / CUDA seconds; for rates such as pairs/s,
@@ -20,21 +21,22 @@ step failed.
 
 Sizes (``--size``): ``standard`` (default) is meant to take under about 8 minutes on one
 H200 with 16 CPU cores (an estimate: not yet measured on such a machine): FeatProp's full
-cases, ranking at 10k x 100k and 100k x 1M, MILK and FREEDOM at their ``--quick`` sizes
-(Last.fm 2K included where the data is found). ``smoke`` is the smallest run of every step
-(a check that the command works, not a measurement); ``full`` runs every benchmark at its
-full size (far longer on the CPU side).
+cases, out-of-core FeatProp on 500k items, ranking at 10k x 100k and 100k x 1M, MILK and
+FREEDOM at their ``--quick`` sizes (Last.fm 2K included where the data is found).
+``smoke`` is the smallest run of every step (a check that the command works, not a
+measurement); ``full`` runs every benchmark at its full size (far longer on the CPU side).
 
     python benchmarks/run_gpu.py [--size standard|smoke|full] [--out DIR] [--threads N]
-        [--data-root PATH] [--benchmarks featprop ranking milk freedom] [--skip-tests]
-        [--require-cuda] [--dry-run]
+        [--data-root PATH] [--benchmarks featprop featprop_memmap ranking milk freedom]
+        [--skip-tests] [--require-cuda] [--dry-run]
 
 The output folder is new: by default ``bench-gpu-YYYYMMDD-HHMMSS`` in the current folder
 (suffixed ``-2``, ``-3``, ... if that exists); a folder given with ``--out`` must not exist
-or be empty, so no earlier results are overwritten. Not run here: ``bench_graph.py`` and
-``bench_graph_imputers.py`` / ``bench_featprop_memmap.py`` (CPU only or no ``--device``
-option yet), ``freedom_vs_mmrec.py`` and ``vbpr_vs_cornac.py`` (comparisons with other
-libraries' CPU code, which need their checkouts), ``milk_lastfm.py`` and
+or be empty, so no earlier results are overwritten. Not run here: ``bench_graph.py`` (the
+co-interaction graph is built on the CPU only), ``bench_graph_imputers.py`` (skmm's graph
+imputers against the official dense CPU recipes; no ``--device`` option yet),
+``freedom_vs_mmrec.py`` and ``vbpr_vs_cornac.py`` (comparisons with other libraries' CPU
+code, which need their checkouts or packages), ``milk_lastfm.py`` and
 ``vbpr_lastfm_references.py`` (accuracy reproductions, not speed).
 """
 
@@ -52,7 +54,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEVICES = ("cpu", "cuda")
-BENCHMARKS = ("featprop", "ranking", "milk", "freedom")
+BENCHMARKS = ("featprop", "featprop_memmap", "ranking", "milk", "freedom")
 SIZES = ("standard", "smoke", "full")
 CACHE = "<temporary folder>"  # replaced by a folder removed at the end of the run
 # How bench_featprop / bench_ranking ("FAILED") and bench_milk / bench_freedom ("failed:") say
@@ -64,6 +66,9 @@ FIGURES = {
     "featprop": [("total s", "total_s", 1, "time"), ("graph build s", "build_s", 1, "time"),
                  ("propagate s", "prop_s", 1, "time"),
                  ("ms/step", "per_step_s", 1e3, "time")],
+    "featprop_memmap": [("total s", "total_s", 1, "time"), ("graph build s", "graph_s", 1, "time"),
+                        ("propagate s", "propagate_s", 1, "time"),
+                        ("scan s", "scan_s", 1, "time"), ("write s", "write_s", 1, "time")],
     "ranking": [("time s", "blocked_s", 1, "time"), ("GMAC/s", "gmacs", 1, "rate")],
     "milk": [("pairs/s", "pairs/s", 1, "rate"), ("s/epoch", "s/epoch", 1, "time"),
              ("rank s", "rank s", 1, "time"), ("score s", "score s", 1, "time"),
@@ -81,6 +86,15 @@ def benchmark_args(name, size, threads, data_root):
         # devices share one input cache (the 1M-item graph takes a while to generate).
         args = ["--methods", "skmm", "--wait-quiet", "0", "--cache-dir", CACHE] + root
         return args + (["--cases", "baby-384d-30%"] if size == "smoke" else [])
+    if name == "featprop_memmap":
+        # (items, users, interactions, items of the in-memory comparison); full: its defaults.
+        sizes = {"smoke": (50_000, 25_000, 500_000, 10_000),
+                 "standard": (500_000, 250_000, 5_000_000, 100_000)}
+        if size not in sizes:
+            return []
+        n_items, n_users, nnz, small = sizes[size]
+        return ["--n-items", str(n_items), "--n-users", str(n_users), "--n-interactions",
+                str(nnz), "--check-small", str(small)]
     if name == "ranking":
         cases = {"smoke": ["small"], "standard": ["small", "full"], "full": ["small", "full"]}
         return ["--threads", str(threads), "--cases", *cases[size]]
@@ -189,10 +203,10 @@ def format_summary(rows, tests_line, has_cuda):
     def num(v):
         return "-" if v is None else f"{v:.3g}"
 
-    lines = [f"{'benchmark':<10}{'case':<24}{'figure':<15}{'CPU':>10}{'CUDA':>10}"
+    lines = [f"{'benchmark':<17}{'case':<24}{'figure':<15}{'CPU':>10}{'CUDA':>10}"
              f"{'CUDA speed-up':>15}"]
     for bench, case, label, cpu, cuda, ratio in rows:
-        lines.append(f"{bench:<10}{case:<24}{label:<15}{num(cpu):>10}{num(cuda):>10}"
+        lines.append(f"{bench:<17}{case:<24}{label:<15}{num(cpu):>10}{num(cuda):>10}"
                      f"{(num(ratio) + 'x') if ratio else '-':>15}")
     lines.append("speed-up: CPU seconds / CUDA seconds (for rates: CUDA / CPU).")
     if not has_cuda:
@@ -292,7 +306,7 @@ def main(argv=None):
     text += f"\nTotal {total:.0f} s; size {args.size}; {args.threads} CPU threads."
     if failed:
         text += "\nFailed: " + ", ".join(failed)
-    print("\n" + "=" * 84 + "\n" + text)
+    print("\n" + "=" * 91 + "\n" + text)
     (out / "summary.txt").write_text(text + "\n")
     (out / "summary.json").write_text(json.dumps(
         {"rows": [dict(zip(("benchmark", "case", "figure", "cpu", "cuda", "speedup"), r))

@@ -38,16 +38,18 @@ def test_dry_run_lists_the_cuda_tests_then_every_benchmark_on_both_devices():
     out = _run("--dry-run", "--threads", "3")
     steps = [line.split(". ", 1)[1] for line in out.splitlines()[1:]]
     names = [s.split(" ", 1)[0] for s in steps]
-    assert names == ["cuda-tests", "featprop-cpu", "featprop-cuda", "ranking-cpu",
-                     "ranking-cuda", "milk-cpu", "milk-cuda", "freedom-cpu", "freedom-cuda"]
+    assert names == ["cuda-tests", "featprop-cpu", "featprop-cuda", "featprop_memmap-cpu",
+                     "featprop_memmap-cuda", "ranking-cpu", "ranking-cuda", "milk-cpu",
+                     "milk-cuda", "freedom-cpu", "freedom-cuda"]
     assert "-m pytest -m cuda" in steps[0]
     for step in steps[1:]:
         device = step.split(" ", 1)[0].rsplit("-", 1)[1]
         assert f"--device {device}" in step
     for name in ("ranking", "milk", "freedom"):
         assert all("--threads 3" in s for s in steps if s.startswith(name))
-    assert all("--methods skmm" in s for s in steps if s.startswith("featprop"))
-    assert "9 steps (size standard)" in out
+    assert all("--methods skmm" in s for s in steps if s.startswith("featprop-"))
+    assert all("--n-items 500000" in s for s in steps if s.startswith("featprop_memmap"))
+    assert "11 steps (size standard)" in out
 
 
 def test_dry_run_sizes_and_selection():
