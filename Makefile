@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 TORCH_CPU ?= torch==2.13.0
 TORCH ?= $(TORCH_CPU)
 
-.PHONY: venv venv-text test demo bench dist clean
+.PHONY: venv venv-text test demo bench bench-gpu dist clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,22 @@ $(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
 
 bench: $(VENV)/.bench-installed
 	$(PY) benchmarks/bench_featprop.py
+
+# The CUDA tests (pytest -m cuda) and every device-aware benchmark on the CPU and on CUDA, with
+# a CPU / CUDA / speed-up table at the end; raw outputs in a new bench-gpu-DATE-TIME folder
+# (BENCH_GPU_ARGS: more options of benchmarks/run_gpu.py, e.g. --size smoke, --out DIR,
+# --require-cuda; --dry-run lists the steps). Without a CUDA device it says so and runs the
+# CPU side only. The default TORCH is the CPU build: on a GPU machine choose a CUDA build of
+# torch for a new .venv, e.g.
+#   make clean && make bench-gpu TORCH=torch==2.13.0
+# where pip is offered PyPI's torch (its Linux wheel is the CUDA build), or name the CUDA index
+# that matches the machine's driver:
+#   make bench-gpu TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/<cuda tag>"
+# (TORCH only takes effect when .venv is created: hence the `make clean` first.)
+BENCH_GPU_ARGS ?=
+
+bench-gpu: $(VENV)/.bench-installed
+	$(PY) benchmarks/run_gpu.py $(BENCH_GPU_ARGS)
 
 # The sdist and wheel, into dist/, checked: twine's metadata check; the wheel holds the skmm
 # package and its metadata only (no tests, benchmarks, docs); its version is skmm.__version__;

@@ -36,7 +36,9 @@ memory-map path with the in-memory path on a 200,000-item slice of the data: equ
     python benchmarks/bench_featprop_memmap.py [--workdir DIR] [--keep] [--n-items N] ...
 
 Files are deleted at the end unless ``--keep``; a ``--workdir`` with the inputs already there
-(from ``--keep``) reuses them.
+(from ``--keep``) reuses them. ``--device cuda``: the imputer propagates on that device (the
+graph build, the scan and the writing stay on the CPU). ``--json PATH`` also writes the
+result row to ``PATH``.
 """
 
 import argparse
@@ -143,6 +145,8 @@ def worker(job):
     import scipy.sparse as sp
     import torch
 
+    import skmm._blockio as blockio
+    import skmm.impute._base as base
     import skmm.impute._featprop as fp
     from skmm import FeatPropImputer
 
@@ -165,7 +169,8 @@ def worker(job):
         return A
 
     fp.cointeraction_graph = timed_graph
-    original_scan, original_finish = fp.scan_features, fp._Writer.finish
+    # The imputers' scan (skmm.impute._base) and their result writer (skmm._blockio).
+    original_scan, original_finish = base.scan_features, blockio.ResultWriter.finish
 
     def timed_scan(*args, **kwargs):
         tic = time.perf_counter()
@@ -179,10 +184,13 @@ def worker(job):
         phases["write_s"] = time.perf_counter() - tic
         return out
 
-    fp.scan_features, fp._Writer.finish = timed_scan, timed_finish
+    base.scan_features, blockio.ResultWriter.finish = timed_scan, timed_finish
+    device = job.get("device", "cpu")
+    if device.startswith("cuda"):
+        torch.zeros(1, device=device)  # the CUDA context, outside the measured run
     imp = FeatPropImputer(n_neighbors=job["n_neighbors"], n_iter=job["n_iter"],
                           symmetric=job["symmetric"], column_batch_size=job["column_batch_size"],
-                          device="cpu", out_file=out_file, verbose=True)
+                          device=device, out_file=out_file, verbose=True)
     with MemorySampler() as mem:
         tic = time.perf_counter()
         out = imp.fit_transform(X, Y)
@@ -220,7 +228,7 @@ def small_check(job):
     Y = sp.load_npz(workdir / "Y.npz").tocsr()[:n]
     X_map = np.load(workdir / "X.npy", mmap_mode="r")[:n]
     kw = dict(n_neighbors=job["n_neighbors"], n_iter=job["n_iter"], symmetric=job["symmetric"],
-              device="cpu")
+              device=job.get("device", "cpu"))
     tic = time.perf_counter()
     in_memory = FeatPropImputer(**kw).fit_transform(np.array(X_map), Y)
     t_mem = time.perf_counter() - tic
@@ -279,6 +287,10 @@ def main():
     parser.add_argument("--check-small", type=int, default=200_000, metavar="N",
                         help="compare memory-map and in-memory results on the first N items "
                              "(0: skip)")
+    parser.add_argument("--device", default="cpu",
+                        help="where the imputer propagates (default cpu; e.g. cuda)")
+    parser.add_argument("--json", default=None, metavar="PATH",
+                        help="also write the result row to this JSON file")
     args = parser.parse_args()
 
     made = args.workdir is None
@@ -287,12 +299,14 @@ def main():
     workdir.mkdir(parents=True, exist_ok=True)
     import torch
 
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("--device cuda: CUDA is not available here")
     print(f"Out-of-core FeatProp benchmark: {args.n_items:,} items x {args.n_features} "
           f"float32 features from a memory map; {args.n_users:,} users, "
           f"{args.n_interactions:,} interactions; k={args.n_neighbors}, "
           f"{'directed' if args.directed else 'symmetric'} graph, {args.n_iter} steps; "
           f"{os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} "
-          f"threads; workdir {workdir}", flush=True)
+          f"threads, device {args.device}; workdir {workdir}", flush=True)
     try:
         import psutil
 
@@ -307,7 +321,8 @@ def main():
                  args.missing)
         print(f"inputs ready in {time.perf_counter() - tic:.0f} s", flush=True)
         job = dict(workdir=str(workdir), n_neighbors=args.n_neighbors, n_iter=args.n_iter,
-                   symmetric=not args.directed, column_batch_size=args.column_batch_size)
+                   symmetric=not args.directed, column_batch_size=args.column_batch_size,
+                   device=args.device)
         load0 = _loadavg()
         res = run_child(job)
         load1 = _loadavg()
@@ -337,6 +352,11 @@ def main():
             print(f"  memory-map path == in-memory path on the first {small['n']:,} items "
                   f"(column groups of 48): {small['equal']} (in memory {small['in_memory_s']:.1f}"
                   f" s, memory map {small['memmap_s']:.1f} s)")
+            res["small_check"] = small
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump([{"case": f"{args.n_items}x{args.n_features}", "device": args.device,
+                            **res}], fh, indent=1)
     finally:
         if not args.keep:
             for name in ("X.npy", "Y.npz", "X_imputed.npy", "X.partial", "small_out.npy"):

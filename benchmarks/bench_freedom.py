@@ -25,10 +25,11 @@ With ``--mmrec PATH`` (an MMRec checkout, see ``freedom_vs_mmrec.py``), MMRec's 
 seconds per training epoch on Last.fm 2K, one thread, are printed beside them.
 
     python benchmarks/bench_freedom.py [--data-root PATH] [--epochs 3] [--threads 1 2]
-        [--device cpu] [--cases lastfm2k synthetic] [--quick] [--mmrec PATH]
+        [--device cpu] [--cases lastfm2k synthetic] [--quick] [--mmrec PATH] [--json PATH]
 
 ``--device auto`` adds a CUDA row per case when CUDA is available. Other processes on the
 machine distort timings; ``others`` is the share of the CPU they used meanwhile.
+``--json PATH`` also writes the result rows (one dict per case and device) to ``PATH``.
 """
 
 import argparse
@@ -157,6 +158,8 @@ def main(argv=None):
                         choices=["lastfm2k", "synthetic"])
     parser.add_argument("--quick", action="store_true", help="a 10x smaller synthetic case")
     parser.add_argument("--mmrec", default=None, help="an MMRec checkout: MMRec's s/epoch")
+    parser.add_argument("--json", default=None, metavar="PATH",
+                        help="also write the result rows to this JSON file")
     args = parser.parse_args(argv)
 
     import torch
@@ -173,6 +176,7 @@ def main(argv=None):
         cases.remove("lastfm2k")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     print("  ".join(f"{c:>10}" for c in COLUMNS))
+    rows = []
     for case in cases:
         for device in devices:
             for threads in (args.threads if device == "cpu" else [args.threads[0]]):
@@ -183,7 +187,11 @@ def main(argv=None):
                 if "error" in res:
                     print(f"{case} on {device} ({threads} threads) failed: {res['error']}")
                 else:
+                    rows.append(res)
                     print(_row(res), flush=True)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=1)
     if args.mmrec and "lastfm2k" in cases:
         res = mmrec_epochs(args.mmrec, args.data_root, args.epochs)
         if "error" in res:

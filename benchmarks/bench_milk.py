@@ -22,7 +22,9 @@ For each case, in a fresh Python process (so that peak memory is that case's):
   ``inputs MB`` the peak before fitting.
 
     python benchmarks/bench_milk.py [--data-root PATH] [--epochs N] [--device DEV] [--threads N]
-                                    [--quick]
+                                    [--quick] [--json PATH]
+
+``--json PATH`` also writes the result rows (one dict per case) to ``PATH``.
 
 Other processes on the same machine distort timings: run it on a quiet machine.
 """
@@ -118,6 +120,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="a 10x smaller synthetic case")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--json", default=None, metavar="PATH",
+                        help="also write the result rows to this JSON file")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -154,6 +158,9 @@ def main(argv=None):
     for r in rows:
         cells = [f"{r[c]:.3g}" if isinstance(r.get(c), float) else str(r.get(c)) for c in cols]
         print("  ".join(f"{c:>11}" for c in cells))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=1)
     return 0
 
 

@@ -3,7 +3,9 @@
 :func:`skmm.metrics.evaluate_factors` ranks every item for every user with a positive,
 ``user_factors @ item_factors.T`` in (user batch x item block) score blocks with a running
 top-k merge, so memory does not grow with the number of items. This script prints, per case,
-wall time, throughput and peak resident memory, on the CPU:
+wall time, throughput and peak resident memory, on the CPU (``--device cuda``: the blocked
+evaluation runs on that device, ``cuda MB`` its peak allocated CUDA memory; the
+blocked-against-unblocked check stays on the CPU):
 
 * ``small``: 10,000 users x 100,000 items; also runs the unblocked path (every user batch
   scored against all items at once, :func:`skmm.metrics._ranking.evaluate_topk`, the code path
@@ -25,6 +27,9 @@ is near 0%.
 
     python benchmarks/bench_ranking.py [--threads N] [--cases small full]
                                        [--user-batch-size N] [--item-batch-size N]
+                                       [--device cpu] [--json PATH]
+
+``--json PATH`` also writes the result rows (one dict per case) to ``PATH``.
 """
 
 import argparse
@@ -96,12 +101,8 @@ def worker(job):
 
     torch.set_num_threads(job["threads"])
     from skmm.metrics import evaluate_factors
-    from skmm.metrics._ranking import (
-        _factor_batch_sizes,
-        evaluate_topk,
-        factor_topk_per_user,
-        topk_per_user,
-    )
+    from skmm.metrics._ranking import evaluate_topk
+    from skmm.ranking import _factor_batch_sizes, factor_topk_per_user, topk_per_user
 
     n_users, n_items = CASES[job["case"]]
     tic = time.perf_counter()
@@ -114,17 +115,25 @@ def worker(job):
     ub, ib = _factor_batch_sizes(n_users, n_items, 4, job["user_batch_size"],
                                  job["item_batch_size"])
     res.update(user_batch_size=ub, item_batch_size=ib, block_mb=ub * ib * 4 / 1e6)
-    # Warm-up on a tiny problem (thread pools, MKL kernels), then reset the peak.
-    evaluate_factors(Y_test[:1000, :50], U[:50], V[:1000], k=K, exclude=Y_train[:1000, :50])
+    device = job.get("device", "cpu")
+    res["device"] = device
+    # Warm-up on a tiny problem (thread pools, MKL kernels; the CUDA context), then reset the
+    # peak.
+    evaluate_factors(Y_test[:1000, :50], U[:50], V[:1000], k=K, exclude=Y_train[:1000, :50],
+                     device=device)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
     res["peak_reset"] = _reset_peak()
     res["before_mb"] = _status_mb("VmRSS")
 
     tic = time.perf_counter()
     blocked = evaluate_factors(Y_test, U, V, k=K, exclude=Y_train, metrics=METRICS,
                                per_user=True, user_batch_size=job["user_batch_size"],
-                               item_batch_size=job["item_batch_size"])
-    res["blocked_s"] = time.perf_counter() - tic
+                               item_batch_size=job["item_batch_size"], device=device)
+    res["blocked_s"] = time.perf_counter() - tic  # numpy results: the device has finished
     res["blocked_peak_mb"] = _peak_mb()
+    if device.startswith("cuda"):
+        res["cuda_mb"] = torch.cuda.max_memory_allocated() / 1e6
     res["n_evaluated"] = int(blocked["users"].size)
     res["means"] = {m: float(blocked[m].mean()) for m in METRICS}
 
@@ -181,13 +190,21 @@ def main():
     parser.add_argument("--item-batch-size", type=int, default=None)
     parser.add_argument("--timeout", type=float, default=4 * 3600,
                         help="seconds allowed per case (default 4 h)")
+    parser.add_argument("--device", default="cpu",
+                        help="where the blocked evaluation runs (default cpu; e.g. cuda)")
+    parser.add_argument("--json", default=None, metavar="PATH",
+                        help="also write the result rows to this JSON file")
     args = parser.parse_args()
 
     import torch
 
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("--device cuda: CUDA is not available here")
+
     print(f"Full-ranking benchmark: evaluate_factors, k={K}, {N_FACTORS}-d float32 factors, "
           f"{N_TRAIN} excluded (training) and {N_TEST} test items per user; "
-          f"{os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads; "
+          f"{os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads, "
+          f"device {args.device}; "
           f"{time.strftime('%Y-%m-%d %H:%M')}", flush=True)
     rows = []
     for case in args.cases:
@@ -195,7 +212,8 @@ def main():
         print(f"\n== {case}: {n_users:,} users x {n_items:,} items "
               f"({n_users * n_items * N_FACTORS:.1e} multiply-adds)", flush=True)
         job = {"case": case, "threads": args.threads, "compare": case == "small",
-               "user_batch_size": args.user_batch_size, "item_batch_size": args.item_batch_size}
+               "user_batch_size": args.user_batch_size, "item_batch_size": args.item_batch_size,
+               "device": args.device}
         r = run_worker(job, args.timeout)
         if "error" in r:
             print(f"  FAILED: {r['error']}", flush=True)
@@ -213,7 +231,8 @@ def main():
               f"users, {r['ns_per_score']:.2f} ns/score, {r['gmacs']:.1f} GMAC/s; peak RSS "
               f"{r['blocked_peak_mb']:,.0f} MB (RSS before {r['before_mb']:,.0f} MB"
               + ("" if r["peak_reset"] else ", peak not reset: includes the data set-up")
-              + ")", flush=True)
+              + ")" + (f"; CUDA peak {r['cuda_mb']:,.0f} MB" if "cuda_mb" in r else ""),
+              flush=True)
         print("  means: " + ", ".join(f"{m}@{K} {v:.4f}" for m, v in r["means"].items()),
               flush=True)
         if "unblocked_s" in r:
@@ -239,6 +258,9 @@ def main():
     print("-" * 100)
     print("peak MB: peak RSS of the evaluation's process (inputs and libraries included). "
           "ns/score: wall time per (user, item) score, all threads together.")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump([{"case": case, **r} for case, r in rows], fh, indent=1)
 
 
 if __name__ == "__main__":
