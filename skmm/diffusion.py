@@ -34,6 +34,10 @@ Truncation: keeping the terms ``l < J`` of the series leaves out ``eps_J = sum_{
 of every row's mass, ``(1 - alpha) ** J`` for PPR and ``P(Poisson(t) >= J)`` for heat; entry by
 entry ``0 <= T - T_J <= eps_J``, so ``|(T - T_J) Z|_max <= eps_J |Z|_max``
 (:func:`truncation_error`, :func:`n_series_terms`).
+
+Why one module of this length: the three forms share the series, its truncation bound, the
+input checks and the sparse kernels, and the tests compare them with one another; about half
+the lines are the docstrings that state each form's exact rule and error bound.
 """
 
 import math

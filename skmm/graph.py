@@ -18,6 +18,11 @@ Where the time goes, and why the code looks the way it does (1M items, 10M inter
   and only the entries above it (a few times ``k`` per row) are sorted. The passes run on
   sub-blocks of about 256k entries, so that their temporaries stay in cache.
 * No Python loop runs over rows.
+
+Why one module of this length: graph construction is one concept with one fast path. The six
+similarities share the block loop, the candidate selection and the tie rule, and differ only in
+a few lines of key computation; splitting them apart would spread the one algorithm over
+several files without making any of it shorter.
 """
 
 import os
