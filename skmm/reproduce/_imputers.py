@@ -34,6 +34,10 @@ SIMILARITY_CHOICES = ("count", "cosine", "asymmetric_cosine", "jaccard", "tfidf"
 DEFAULT_SIMILARITIES = ("count", "cosine", "jaccard")
 QUICK_SIMILARITIES = ("count", "cosine")
 NO_SIMILARITY = "-"  # the similarity cell of an imputer that uses no graph
+# Imputation quality, per modality block (imputation_score's metrics). The centred cosine is
+# invariant to scaling about the centre, so it cannot see an imputation shrunk towards 0; the
+# MSE and its skill over the mean (1 - MSE / MSE of the mean imputer, 0 for the mean) can.
+QUALITY = ("centred_cosine", "mse", "mse_skill")
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,6 @@ IMPUTATION_METHODS = {
     "ppr": ImputationMethod(partial(_graph, "ppr"), True, "PPR"),
     "heat": ImputationMethod(partial(_graph, "heat"), True, "heat"),
 }
-IMPUTATION_METHOD_NAMES = tuple(IMPUTATION_METHODS)
 
 
 def modality_names(data):
@@ -116,7 +119,7 @@ def imputers_fit(data, *, protocol, rate, method, similarity, seed, methods, nam
     seconds = time.perf_counter() - tic
     row = {"protocol": protocol, "rate": rate, "method": method, "similarity": similarity,
            "seed": seed}
-    for metric in ("centred_cosine", "mse"):
+    for metric in QUALITY:
         scores = imputation_score(data.X, X_imp, X_miss, metric=metric,
                                   modalities=data.modalities, multioutput="raw_values")
         row.update({f"{metric} {n}": float(s) for n, s in zip(names, scores)})
@@ -221,8 +224,9 @@ def imputers_experiment(data, *, seeds=5, rates=None, imputers=None, similaritie
         raise ValueError(f"rates must be numbers in [0, 1), got {rates!r}.")
     if len(set(rates)) != len(rates):
         raise ValueError(f"rates must differ, got {rates!r}.")
-    methods = _check_choices("imputers", IMPUTATION_METHOD_NAMES if imputers is None
-                             else imputers, IMPUTATION_METHOD_NAMES)
+    registered = tuple(IMPUTATION_METHODS)  # now: an entry may be registered after import
+    methods = _check_choices("imputers", registered if imputers is None else imputers,
+                             registered)
     sims = _check_choices("similarities", (QUICK_SIMILARITIES if quick else
                                            DEFAULT_SIMILARITIES)
                           if similarities is None else similarities, SIMILARITY_CHOICES)
@@ -241,7 +245,7 @@ def imputers_experiment(data, *, seeds=5, rates=None, imputers=None, similaritie
     tasks = tuple(Task({"protocol": p, "rate": float(r), "method": m, "similarity": s,
                         "seed": seed}, rows=((p, float(r), m, s, seed),))
                   for p in protocols for r in rates for seed in seeds for m, s in pairs)
-    quality = [f"{metric} {n}" for metric in ("centred_cosine", "mse") for n in names]
+    quality = [f"{metric} {n}" for metric in QUALITY for n in names]
     ranking = [] if spec is None else ["recall@20", "ndcg@20"]
     columns = {"protocol": str, "rate": float, "method": str, "similarity": str, "seed": int,
                **{c: float for c in quality}, "choice": str, "choice_score": float,
@@ -250,11 +254,12 @@ def imputers_experiment(data, *, seeds=5, rates=None, imputers=None, similaritie
     rank = {k: i for i, k in enumerate(protocols + methods + (NO_SIMILARITY,) + sims)}
     report = Report(
         groups=("protocol", "rate", "method", "similarity"),
-        reading=(f"Reading: centred cosine (0 = the mean imputer, by construction; 1 = "
-                 f"perfect) and MSE of the hidden entries per modality"
+        reading=("Reading: centred cosine (0 = the mean imputer, by construction; 1 = "
+                 "perfect; blind to scale), MSE and MSE skill (1 - MSE / the mean imputer's: "
+                 "> 0 beats the mean) of the hidden entries per modality"
                  + (f", then {spec.label} Recall@20 / NDCG@20" if spec else "")
-                 + f"; protocol all: an item loses every modality, one: it loses one; mean "
-                   f"and std over {{seeds}} (std: the seed-to-seed spread).",
+                 + "; protocol all: an item loses every modality, one: it loses one; mean "
+                   "and std over {seeds} (std: the seed-to-seed spread).",
                  data_reading(name, "graph imputation ahead of the mean where the graph is "
                                     "homophilous; the homophily table says where")),
         metrics=tuple(quality + ranking),
@@ -304,10 +309,13 @@ def imputers_experiment(data, *, seeds=5, rates=None, imputers=None, similaritie
     return main, homophily
 
 
+_SKILL_FLOOR = -1.0  # MSE skill is clipped here in the plot: below, the mean is far better
+
+
 def plot_imputers(rows, *, title, names, methods, similarities, protocols):
-    """Centred cosine (mean ± std over seeds) against the missing rate: one panel per
-    (protocol, modality) row and similarity column, one line per method; the mean imputer
-    is the dashed line at 0 (its centred cosine, by construction).
+    """Centred cosine and MSE skill (mean ± std over seeds) against the missing rate: one
+    pair of panel rows per (protocol, modality), one column per similarity, one line per
+    method; the mean imputer is the dashed line at 0 (both of its scores, by construction).
 
     Returns
     -------
@@ -316,13 +324,14 @@ def plot_imputers(rows, *, title, names, methods, similarities, protocols):
     plt = pyplot()
     graph_methods = [m for m in methods if IMPUTATION_METHODS[m].similarities]
     other = [m for m in methods if not IMPUTATION_METHODS[m].similarities and m != "mean"]
-    panels = [(p, n) for p in protocols for n in names]
+    panels = [(p, n, q) for p in protocols for n in names
+              for q in ("centred_cosine", "mse_skill")]
     colors = dict(zip(graph_methods + other, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
     fig, axes = plt.subplots(len(panels), len(similarities), sharex=True, sharey="row",
-                             figsize=(3.4 * len(similarities) + 2.2, 2.6 * len(panels) + 0.8),
+                             figsize=(3.4 * len(similarities) + 1.2, 2.2 * len(panels) + 1.2),
                              squeeze=False)
-    for i, (p, n) in enumerate(panels):
-        metric = f"centred_cosine {n}"
+    for i, (p, n, q) in enumerate(panels):
+        metric = f"{q} {n}"
         _, table = summarize([r for r in rows if r["protocol"] == p],
                              ("method", "similarity", "rate"), (metric,))
         for j, s in enumerate(similarities):
@@ -335,22 +344,32 @@ def plot_imputers(rows, *, title, names, methods, similarities, protocols):
                                       else NO_SIMILARITY))
                 if pts:
                     xs, mean, std = zip(*pts)
+                    if q == "mse_skill":
+                        mean = [max(v, _SKILL_FLOOR) for v in mean]
+                        std = [0.0 if v <= _SKILL_FLOOR else e for v, e in zip(mean, std)]
                     ax.errorbar([100 * v for v in xs], mean, yerr=std, marker="o",
                                 markersize=3, capsize=2, color=colors[m],
                                 label=IMPUTATION_METHODS[m].label)
             if i == 0:
                 ax.set_title(f"similarity: {s}", fontsize="medium")
+            if q == "mse_skill" and ax.get_ylim()[0] < _SKILL_FLOOR:
+                ax.set_ylim(bottom=_SKILL_FLOOR - 0.05)  # the row's axes are shared
             if j == 0:
-                ax.set_ylabel(f"{p}: {n}\ncentred cosine", fontsize="small")
+                label = "centred cosine" if q == "centred_cosine" else "MSE skill"
+                ax.set_ylabel(f"{p}: {n}\n{label}", fontsize="small")
             if i == len(panels) - 1:
                 ax.set_xlabel("items missing (%)")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.995, 0.92),
-               fontsize="small")
-    fig.suptitle(f"{title}; rows: protocol (all = every modality lost, one = one lost) and "
-                 f"modality", fontsize="medium")
-    fig.text(0.5, 0.005, error_bar_note(rows), ha="center", va="bottom", fontsize="small")
-    fig.tight_layout(rect=(0, 0.03, 1, 0.97))
+    height = fig.get_figheight()
+    # Under the title, outside the axes, so that it covers no point.
+    fig.legend(handles, labels, loc="upper center", ncol=len(handles), frameon=False,
+               bbox_to_anchor=(0.5, 1 - 0.75 / height), fontsize="small")
+    fig.suptitle(f"{title}\nrows: protocol (all = an item loses every modality, one = it "
+                 f"loses one), modality, score", fontsize="medium")
+    fig.text(0.5, 0.005, f"{error_bar_note(rows)};\nMSE skill = 1 - MSE / MSE of the mean "
+                         f"imputer, clipped at {_SKILL_FLOOR:g}", ha="center", va="bottom",
+             fontsize="small")
+    fig.tight_layout(rect=(0, 0.5 / height, 1, 1 - 1.0 / height))
     return fig
 
 
