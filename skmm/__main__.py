@@ -1,9 +1,11 @@
 """skmm command line.
 
-    python -m skmm reproduce featprop|milk|milk-robustness|all [--data PATH] [--modalities ...]
-                             [--out DIR] [--resume | --overwrite] [--seeds N] [--first-seed S]
-                             [--jobs N] [--threads N] [--quick] [--rates R ...] [--model NAME]
-                             [--imputers NAME ...] [--no-plot] [--debug]
+    python -m skmm reproduce featprop|milk|milk-robustness|imputers|all [--data PATH]
+                             [--modalities ...] [--out DIR] [--resume | --overwrite]
+                             [--seeds N] [--first-seed S] [--jobs N] [--threads N] [--quick]
+                             [--rates R ...] [--model NAME] [--imputers NAME ...]
+                             [--similarities NAME ...] [--protocol all|one|both]
+                             [--downstream none|vbpr|freedom] [--no-plot] [--debug]
     python -m skmm demo [--seeds N] [--debug]
 
 Nothing heavy (torch, scikit-learn's estimators, matplotlib) is imported before a command
@@ -52,7 +54,11 @@ def _folder(text):
 
 def build_parser():
     """The ``python -m skmm`` argument parser (imports nothing heavy)."""
-    from .reproduce import DOWNSTREAM_MODELS, IMPUTERS, REPRODUCTION_PAGE
+    from .reproduce import DOWNSTREAM_MODELS, OPTION_CHOICES, REPRODUCTION_PAGE
+    from .reproduce._imputers import SIMILARITY_CHOICES
+
+    imputer_names = list(dict.fromkeys(n for c in OPTION_CHOICES.values()
+                                       for n in c.get("imputers", ())))
 
     parser = argparse.ArgumentParser(
         prog=PROG, description="skmm: reproduce the FeatProp and MILK papers.")
@@ -93,14 +99,30 @@ def build_parser():
                      help="a small, fast version: smaller synthetic data, fewer missing rates, "
                           "epochs and seeds")
     rep.add_argument("--rates", type=_rate, nargs="+", default=None, metavar="R",
-                     help="featprop: the missing rates, in [0, 1) (default 0.1 ... 0.9, "
-                          "0.1 0.3 ... 0.9 with --quick)")
+                     help="featprop, imputers: the missing rates, in [0, 1) (default 0.1 ... "
+                          "0.9, 0.1 0.3 ... 0.9 with --quick)")
     rep.add_argument("--model", choices=sorted(DOWNSTREAM_MODELS), default=None,
                      help="featprop: the recommender trained on the imputed features "
                           "(default vbpr)")
-    rep.add_argument("--imputers", choices=list(IMPUTERS), nargs="+", default=None,
-                     metavar="NAME", help=f"featprop: the strategies compared, among "
-                                          f"{', '.join(IMPUTERS)} (default: all)")
+    rep.add_argument("--imputers", choices=imputer_names, nargs="+", default=None,
+                     metavar="NAME",
+                     help="the imputers compared (default: all); featprop: among "
+                          f"{', '.join(OPTION_CHOICES['featprop']['imputers'])}; imputers: "
+                          f"among {', '.join(OPTION_CHOICES['imputers']['imputers'])}")
+    rep.add_argument("--similarities", choices=SIMILARITY_CHOICES, nargs="+", default=None,
+                     metavar="NAME",
+                     help="imputers: the co-interaction similarities of the graph imputers, "
+                          f"among {', '.join(SIMILARITY_CHOICES)} (default: count cosine "
+                          "jaccard, count cosine with --quick)")
+    rep.add_argument("--protocol", choices=("all", "one", "both"), default=None,
+                     help="imputers: which items lose what: all (FeatProp: an item loses every "
+                          "modality), one (MILK: it loses one) or both (default)")
+    rep.add_argument("--downstream", choices=("none", *sorted(DOWNSTREAM_MODELS)),
+                     default=None,
+                     help="imputers: also train this recommender on each imputation and "
+                          "report its Recall@20 / NDCG@20 (default none: imputation quality "
+                          "only; downstream training is the expensive part, one training per "
+                          "row)")
     rep.add_argument("--no-plot", action="store_true",
                      help="write no PNG (then matplotlib is not needed)")
     rep.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -137,8 +159,10 @@ def _reproduce(args):
         rp.check_matplotlib()
     seeds = tuple(range(args.first_seed, args.first_seed + n_seeds))
     data = rp.load_data(args.data, args.modalities, quick=args.quick)
-    experiments = [rp.EXPERIMENTS[n](data, seeds=seeds, quick=args.quick, **options[n])
-                   for n in names]
+    experiments = []
+    for n in names:  # an experiment may come with companions (imputers: its homophily)
+        made = rp.EXPERIMENTS[n](data, seeds=seeds, quick=args.quick, **options[n])
+        experiments += list(made) if isinstance(made, (list, tuple)) else [made]
     where = args.data or "the bundled synthetic data"
     seed_range = f"seed {seeds[0]}" if n_seeds == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
     print(f"Reproducing on {where}: {data.X.shape[0]} items, {data.Y_train.shape[1]} users, "
@@ -149,7 +173,7 @@ def _reproduce(args):
                                  threads=args.threads, plots=not args.no_plot)
     for e in experiments:
         files = [f"{e.name}.csv", f"{e.name}_summary.csv"] + \
-            ([] if args.no_plot else [f"{e.name}.png"])
+            ([] if args.no_plot or e.report.plot is None else [f"{e.name}.png"])
         print(f"\n{rp.format_report(e, results[e.name])}\nFiles: "
               + ", ".join(str(out / f) for f in files))
     return 0
@@ -179,7 +203,10 @@ def _experiment_names():
 
 def _experiment_options(args, names, experiments):
     """The options given on the command line, for each experiment that takes them."""
-    given = {k: getattr(args, k) for k in ("rates", "model", "imputers")
+    from .reproduce import OPTION_CHOICES
+
+    given = {k: getattr(args, k)
+             for k in ("rates", "model", "imputers", "similarities", "protocol", "downstream")
              if getattr(args, k) is not None}
     takes = {n: inspect.signature(f).parameters for n, f in experiments.items()}
     options = {n: {} for n in names}
@@ -190,6 +217,11 @@ def _experiment_options(args, names, experiments):
             raise UsageError(f"--{key} applies to {' and '.join(owners)} only, not to "
                              f"{' and '.join(names)}.")
         for n in users:
+            allowed = OPTION_CHOICES.get(n, {}).get(key)
+            wrong = [] if allowed is None else [v for v in value if v not in allowed]
+            if wrong:
+                raise UsageError(f"--{key}: {n} compares {', '.join(allowed)}, not "
+                                 f"{', '.join(wrong)}.")
             options[n][key] = value
     return options
 

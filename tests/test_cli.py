@@ -69,7 +69,7 @@ def test_bad_option_is_a_usage_error(argv, option, capsys, no_work):
 
 @pytest.mark.parametrize("argv, message", [
     (["featprop", "--modalities", "text"], "--modalities needs --data"),
-    (["milk", "--rates", "0.5"], "--rates applies to featprop only"),
+    (["milk", "--rates", "0.5"], "--rates applies to featprop and imputers only"),
     (["milk", "--model", "vbpr"], "--model applies to featprop only"),
     (["featprop", "--seeds", "2", "--first-seed", str(2**31 - 1001)], "largest seed"),
 ])

@@ -1,4 +1,4 @@
-"""Rerun the papers' experiments: ``python -m skmm reproduce featprop|milk|all``.
+"""Rerun the papers' experiments: ``python -m skmm reproduce featprop|milk|imputers|all``.
 
 Each experiment writes a CSV of per-seed results (a row as each fit ends), its configuration,
 a summary CSV and a PNG plot into ``out``, and the command prints a table of means and
@@ -14,11 +14,14 @@ How it is organised, one concept per module:
 * ``_featprop`` and ``_milk``: the two papers' experiments, with the registries of what they
   compare (:data:`IMPUTERS`, :data:`DOWNSTREAM_MODELS`, :data:`MILK_MODELS`);
   ``_robustness``: MILK's robustness curve as the share of new items missing a modality grows;
+  ``_imputers``: every graph imputer x similarity against the mean, imputation quality per
+  modality under both missing protocols (:data:`IMPUTATION_METHODS`), and the graphs' feature
+  homophily;
 * ``_report``: tables, readings and plots; ``_files``: the results folder; ``_data``: the data.
 
-A new experiment is a function that returns an :class:`Experiment`; nothing in the runner
-changes. Importing this package imports neither torch nor matplotlib: the experiments import
-what they need when a fit runs.
+A new experiment is a function that returns an :class:`Experiment` (or a tuple of them, run
+together); nothing in the runner changes. Importing this package imports neither torch nor
+matplotlib: the experiments import what they need when a fit runs.
 """
 
 from ._data import data_signature, default_data, load_data
@@ -34,6 +37,12 @@ from ._featprop import (
     reproduce_featprop,
 )
 from ._files import RefusedError
+from ._imputers import (
+    IMPUTATION_METHODS,
+    ImputationMethod,
+    imputers_experiment,
+    reproduce_imputers,
+)
 from ._milk import MILK_MODELS, MILK_SCHEDULE, MILK_SETTINGS, milk_experiment, reproduce_milk
 from ._robustness import (
     ROBUSTNESS_MODELS,
@@ -52,17 +61,24 @@ from ._report import (
 from ._runner import Interrupted, run_experiments
 
 #: The experiments of ``python -m skmm reproduce``, by name: a function of the data and the
-#: command's options that returns the :class:`Experiment`.
+#: command's options that returns the :class:`Experiment` (or a tuple of them).
 EXPERIMENTS = {"featprop": featprop_experiment, "milk": milk_experiment,
-               "milk-robustness": robustness_experiment}
+               "milk-robustness": robustness_experiment, "imputers": imputers_experiment}
+
+#: The names each experiment accepts for a command-line list option (checked before any data
+#: is read; the union is what the parser accepts).
+OPTION_CHOICES = {"featprop": {"imputers": tuple(IMPUTERS)},
+                  "imputers": {"imputers": tuple(IMPUTATION_METHODS)}}
 
 __all__ = [
-    "DOWNSTREAM_MODELS", "EXPERIMENTS", "FEATPROP_RATES", "FEATPROP_STRATEGIES", "IMPUTERS",
-    "MILK_MODELS", "MILK_SCHEDULE", "MILK_SETTINGS", "QUICK_RATES", "REPRODUCTION_PAGE",
-    "ROBUSTNESS_MODELS", "ROBUSTNESS_SHARES",
-    "DownstreamModel", "Experiment", "Interrupted", "RefusedError", "Report", "Task",
+    "DOWNSTREAM_MODELS", "EXPERIMENTS", "FEATPROP_RATES", "FEATPROP_STRATEGIES",
+    "IMPUTATION_METHODS", "IMPUTERS", "MILK_MODELS", "MILK_SCHEDULE", "MILK_SETTINGS",
+    "OPTION_CHOICES", "QUICK_RATES", "REPRODUCTION_PAGE", "ROBUSTNESS_MODELS",
+    "ROBUSTNESS_SHARES",
+    "DownstreamModel", "Experiment", "ImputationMethod", "Interrupted", "RefusedError",
+    "Report", "Task",
     "check_matplotlib", "check_seeds", "data_signature", "default_data", "featprop_experiment",
-    "format_report", "format_table", "load_data", "milk_experiment", "reproduce_featprop",
-    "reproduce_milk", "reproduce_robustness", "robustness_experiment", "run_experiments",
-    "summarize", "write_summary",
+    "format_report", "format_table", "imputers_experiment", "load_data", "milk_experiment",
+    "reproduce_featprop", "reproduce_imputers", "reproduce_milk", "reproduce_robustness",
+    "robustness_experiment", "run_experiments", "summarize", "write_summary",
 ]
