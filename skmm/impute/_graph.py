@@ -371,10 +371,21 @@ class GraphImputer(BaseImputer):
         """``(rows, values, reached)`` of the method on graph ``A``: the rows with a missing
         entry, their imputed values (observed entries as given) and which entries an observed
         value reached."""
-        method, compat = self.method, self.paper_compat
-        if method == "neighmean":
-            return neighbour_mean(A, X, paper_compat=compat, dtype=dtype)
+        if self.method == "neighmean":
+            return neighbour_mean(A, X, paper_compat=self.paper_compat, dtype=dtype)
         missing = np.isnan(X)
+        P, dtype = self._operator(A, np.flatnonzero(missing.any(axis=1)), device, dtype)
+        return propagate_features(P, X, missing, self.n_iter, device=device, dtype=dtype)
+
+    def _operator(self, A, rows, device, dtype):
+        """``(P, dtype)``: the propagation matrix of ``"multihop"``, ``"ppr"`` or ``"heat"`` on
+        graph ``A`` for imputing the rows ``rows``, and the precision to propagate in.
+
+        Only the rows ``rows`` of ``P`` are used. They do not depend on which other rows are
+        given: each rewired row is computed from its own seed alone, so a superset of rows
+        gives the same rows bit for bit (:class:`GraphImputerCV` computes ``P`` once for the
+        rows of every hidden copy)."""
+        method, compat = self.method, self.paper_compat
         if method == "multihop":
             if compat:
                 # The official FeatProp step zeroes the diagonal before normalising.
@@ -388,11 +399,10 @@ class GraphImputer(BaseImputer):
                                             device=device, max_items=_PAPER_MAX_ITEMS)
             dtype = np.float64  # the official operator and propagation are float64
         else:
-            rows = np.flatnonzero(missing.any(axis=1))
             P, _ = rewired_graph(transition_matrix(A), rows, kernel=method, alpha=self.alpha,
                                  t=self.t, n_neighbors=self.n_neighbors, tol=self.tol,
                                  prune_tol=self.prune_tol, rank=self.rank)
-        return propagate_features(P, X, missing, self.n_iter, device=device, dtype=dtype)
+        return P, dtype
 
     def transform(self, X):
         """Impute the missing entries of ``X``.
