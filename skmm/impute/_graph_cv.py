@@ -316,8 +316,14 @@ default=("neighmean", "multihop", "ppr", "heat")
         n_items = Xs.shape[0]
         if self.modalities is not None:
             check_block_sizes(self.modalities, Xs.shape[1])
+        if self.paper_compat and grid["similarities"] != ["count"]:
+            raise ValueError(f"paper_compat=True builds the authors' co-count graph: "
+                             f"similarities must be ('count',), got {self.similarities!r}.")
         for params in settings:
-            self._imputer(params)._check_compat(n_items)
+            try:
+                self._imputer(params)._check_compat(n_items)
+            except ValueError as exc:
+                raise ValueError(f"The setting {params} cannot be fitted: {exc}") from None
         Y = None if y is None else check_interactions(y, n_items, name="y")
         if Y is None:
             warnings.warn("GraphImputerCV got no y: without interactions there is no graph, so "
