@@ -28,6 +28,7 @@ from numbers import Integral
 from numbers import Real as _Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from scipy.stats import rankdata
 from sklearn.base import _fit_context
@@ -42,8 +43,8 @@ from ..diffusion import _paper_graph_from_counts, neighbour_mean
 from ..graph import SIMILARITIES, graph_from_neighbours, neighbour_lists
 from ..metrics._imputation import _HiddenEntries
 from ..metrics._scorer import _IMPUTATION_METRICS
-from ..propagation import _prepare, _run
-from .._propagator import reachability_steps
+from .._propagator import ColumnPropagator, reachability_steps
+from ..propagation import _run
 from ._base import BaseImputer, fill_row
 from ._graph import _DTYPES, METHODS, GraphImputer
 
@@ -484,6 +485,10 @@ class _Copy:
         self.dtype_name = imputer.dtype
         fill = fill_row(imputer.fallback, imputer.fill_value, scan.means, X_hidden.dtype)
         self.rows = scan.rows  # the rows with a missing entry: those a GraphImputer imputes
+        # What propagate_features derives from X and its mask before it propagates (X_hidden
+        # is already checked: float, no infinity), once for every operator.
+        self.missing = np.isnan(X_hidden)
+        self.full = self.missing[self.rows].all(axis=1)
         self.entries = _HiddenEntries(X_true, X_hidden, metric=metric, modalities=modalities)
         self.negate = negate
         hrows = self.entries.rows  # the rows with a hidden entry, all among ``self.rows``
@@ -523,9 +528,11 @@ class _Copy:
         """The scores after each step count of ``steps``, from one propagation over ``P``."""
         self._check_range(wdtype)
         n_max = max(steps)
-        missing = np.isnan(self.X_hidden)
-        X, missing, prop = _prepare(P, self.X_hidden, missing, n_max, device=device,
-                                    dtype=wdtype, column_batch_size=None)
+        X, missing = self.X_hidden, self.missing
+        # The propagator of propagate_features(P, X, missing, n_max, dtype=wdtype), as built
+        # there.
+        prop = ColumnPropagator(sp.csr_matrix(P), self.rows, self.full, n_max,
+                                n_features=X.shape[1], device=device, dtype=wdtype)
         at = self.at
         snaps = np.zeros((n_max + 1, at.size, X.shape[1]), prop.dtype)
         at_t = [None]

@@ -24,9 +24,15 @@ def centred_cosine(X_imputed, X_true, centre):
     score : float
         The mean cosine over rows (a row with zero norm counts as 0).
     """
-    a = np.asarray(X_imputed, dtype=np.float64) - centre
     b = np.asarray(X_true, dtype=np.float64) - centre
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return _centred_cosine(X_imputed, b, np.linalg.norm(b, axis=1), centre)
+
+
+def _centred_cosine(X_imputed, b, norm_b, centre):
+    """:func:`centred_cosine` with the true side ``b = X_true - centre`` and its row norms
+    given (computed once when many imputations of the same rows are scored)."""
+    a = np.asarray(X_imputed, dtype=np.float64) - centre
+    norms = np.linalg.norm(a, axis=1) * norm_b
     cos = np.divide((a * b).sum(axis=1), norms, out=np.zeros(len(a)), where=norms > 0)
     return float(cos.mean()) if len(cos) else float("nan")
 
@@ -185,8 +191,11 @@ def _prepare_block(x_true, x_masked, hidden, offset, centre_dtype):
                           f"in X_masked: its centre (the mean imputer's value) is undefined.")
     centre = np.where(observed, x_masked, 0.0).sum(axis=0) / n_obs
     centre = centre.astype(centre_dtype).astype(np.float64)
-    return {"rows": rows, "h": hidden[rows], "t": x_true[rows], "centre": centre,
-            "offset": offset}
+    h, t = hidden[rows], x_true[rows]
+    # The true side of the centred cosine, as centred_cosine computes it.
+    b = np.where(h, t, centre) - centre
+    return {"rows": rows, "h": h, "t": t, "centre": centre, "offset": offset, "b": b,
+            "norm_b": np.linalg.norm(b, axis=1)}
 
 
 def _block_score(block, p, metric):
@@ -194,7 +203,7 @@ def _block_score(block, p, metric):
     mean_fill = np.broadcast_to(centre, t.shape)
     if metric == "centred_cosine":
         # Non-hidden entries set to the centre contribute nothing to either vector.
-        return centred_cosine(np.where(h, p, centre), np.where(h, t, centre), centre)
+        return _centred_cosine(np.where(h, p, centre), block["b"], block["norm_b"], centre)
     if metric in ("mse", "mse_skill"):
         mse = float(((p - t) ** 2)[h].mean())
         if metric == "mse":
