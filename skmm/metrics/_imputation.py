@@ -127,7 +127,11 @@ class _HiddenEntries:
 
     def __init__(self, X_true, X_masked, *, metric, modalities):
         masked_dtype = np.asarray(X_masked).dtype
-        X_true, X_masked = (np.asarray(a, dtype=np.float64) for a in (X_true, X_masked))
+        X_masked = np.asarray(X_masked, dtype=np.float64)
+        # Only the hidden rows of X_true are read as float64 (the conversion is exact).
+        X_true = np.asarray(X_true)
+        if not np.issubdtype(X_true.dtype, np.floating):
+            X_true = X_true.astype(np.float64)
         # A mean imputer fills in the float64 mean rounded to the input's precision: with the
         # centre rounded the same way it scores exactly 0 (centred cosine), not the cosine of
         # the rounding error, which on float32 data is anything in [-1, 1].
@@ -191,7 +195,7 @@ def _prepare_block(x_true, x_masked, hidden, offset, centre_dtype):
                           f"in X_masked: its centre (the mean imputer's value) is undefined.")
     centre = np.where(observed, x_masked, 0.0).sum(axis=0) / n_obs
     centre = centre.astype(centre_dtype).astype(np.float64)
-    h, t = hidden[rows], x_true[rows]
+    h, t = hidden[rows], np.asarray(x_true[rows], dtype=np.float64)
     # The true side of the centred cosine, as centred_cosine computes it.
     b = np.where(h, t, centre) - centre
     return {"rows": rows, "h": h, "t": t, "centre": centre, "offset": offset, "b": b,
