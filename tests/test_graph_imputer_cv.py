@@ -254,3 +254,23 @@ def test_unused_grids_are_not_checked():
         warnings.simplefilter("error")
         GraphImputerCV(methods=("neighmean",), n_neighbors=(3,), n_iter=(), alphas=(),
                        ts=(-1,), n_repeats=1, modalities=MODALITIES, device="cpu").fit(X, Y)
+
+
+@pytest.mark.parametrize("method, extra", [("ppr", {}), ("heat", {"paper_compat": True}),
+                                           ("multihop", {"symmetric": True})])
+def test_refit_reusing_the_search_operator_equals_a_fresh_fit(method, extra, monkeypatch):
+    """The refit takes the chosen setting's graph and operator from the search (its rows
+    cover every row missing in X): same result and graph as a GraphImputer fitted alone."""
+    X, Y = _data("entries", seed=4)
+    cv = GraphImputerCV(methods=(method,), n_neighbors=(3, 7), n_iter=(1, 3),
+                        modalities=MODALITIES, n_repeats=2, device="cpu", **extra)
+    built = []
+    operator = GraphImputer._operator
+    monkeypatch.setattr(GraphImputer, "_operator",
+                        lambda self, *a: built.append(1) or operator(self, *a))
+    out = cv.fit_transform(X, Y)
+    assert len(built) == 2  # one per k during the search, none for the refit
+    fresh = GraphImputer(**cv.best_params_, device="cpu", **extra).fit(X, Y)
+    np.testing.assert_array_equal(out, fresh.transform(X))
+    assert (cv.best_estimator_.graph_ != fresh.graph_).nnz == 0
+    assert cv.best_estimator_.n_propagated_ == fresh.n_propagated_

@@ -174,9 +174,11 @@ default=("neighmean", "multihop", "ppr", "heat")
     method and ``alpha`` / ``t`` one operator; per such operator and hidden copy one
     propagation of ``max(n_iter)`` steps over the rows that miss something (truly missing or
     hidden; hidden rows are simply more missing rows, the truly missing ones propagate too
-    but are not scored). Memory: the neighbour list (about 12 bytes per neighbour), one
-    operator at a time, and per propagation the hidden rows' values after every step
-    (``max(n_iter)`` x hidden rows x ``n_features`` values of ``dtype``).
+    but are not scored). The refit of a propagated setting reuses its graph and operator
+    (their rows cover every row missing in ``X``) and only propagates. Memory: the neighbour
+    list (about 12 bytes per neighbour), the operator in use and that of the best setting so
+    far, and per propagation the hidden rows' values after every step (``max(n_iter)`` x
+    hidden rows x ``n_features`` values of ``dtype``).
 
     **Without y** there is no graph: every setting takes the fallback, all scores are equal
     and the first setting is chosen, with a ``UserWarning``.
@@ -337,12 +339,21 @@ default=("neighmean", "multihop", "ppr", "heat")
         if Y is None:
             for r, c in enumerate(copies):
                 scores[:, r] = c.score(c.base)
-        else:
-            self._score_all(Y, grid, settings, index, copies, scores)
+        kept = None
+        if Y is not None:
+            kept = self._score_all(Y, grid, settings, index, copies, scores)
         self._results(settings, scores)
+        best = self._imputer(self.best_params_)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the no-y warning was given above
-            self.best_estimator_ = self._imputer(self.best_params_).fit(X, y)
+            if kept is not None and kept[0] == self.best_index_:
+                # The chosen setting's graph and operator, built during the search (the
+                # operator's rows include every row missing in X): the refit only propagates.
+                best._validate_params()
+                best._fit(X, y, prepared=kept[2])
+            else:
+                best.fit(X, y)
+        self.best_estimator_ = best
         return self
 
     def _hidden_copies(self, Xs):
@@ -369,6 +380,7 @@ default=("neighmean", "multihop", "ppr", "heat")
         # Rows of the operators: every row missing something in some hidden copy.
         union = np.unique(np.concatenate([c.rows for c in copies]))
         degree = np.diff(Y.indptr)
+        kept = None  # (index, key, (graph, operator)) of the best propagated setting so far
         for sim in grid["similarities"]:
             lists = neighbour_lists(Y, k_max, similarity=sim)
             for k in ks:
@@ -397,7 +409,9 @@ default=("neighmean", "multihop", "ppr", "heat")
                             for i, value in zip(at, c.score_steps(P, grid["n_iter"], device,
                                                                   wdtype)):
                                 scores[i, r] = value
+                        kept = _keep_if_best(kept, at, scores, (A, (P, wdtype)))
                         del P
+        return kept
 
     def _results(self, settings, scores):
         n = len(settings)
@@ -553,6 +567,18 @@ class _Copy:
         reach = list(reachability_steps(prop.P_rr, prop.touches_known, miss_rows,
                                         prop.partial.size == 0, n_max, rows=at))
         return [self.score(self._take(snaps[s], reach[s])) for s in steps]
+
+
+def _keep_if_best(kept, at, scores, prepared):
+    """``kept``, or the settings ``at`` with their graph and operator where one is better by
+    the final choice's rule (the largest mean score, then the first in grid order): the refit
+    of the chosen setting then reuses them."""
+    for i in at:
+        mean = float(np.mean(list(scores[i])))
+        key = (-np.inf if np.isnan(mean) else mean, -i)
+        if kept is None or key > kept[1]:
+            kept = (i, key, prepared)
+    return kept
 
 
 def _key(params):
