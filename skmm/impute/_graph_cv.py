@@ -165,6 +165,13 @@ default=("neighmean", "multihop", "ppr", "heat")
 
     Notes
     -----
+    **Why one list per parameter**, not a ``param_grid``: the methods do not share their
+    parameters (``n_iter`` is not NeighMean's, ``alpha`` only PPR's, ``t`` only heat's), so a
+    product of one grid dict would repeat settings that differ only in a parameter the method
+    ignores; the lists give each method its own product, once, as RidgeCV's ``alphas`` give
+    its path. The parameters that are not searched are passed through, and another parameter
+    can still be searched around this estimator.
+
     **Grid order** (that of ``cv_results_`` and of the tie rule): by method in the order of
     ``methods``, then similarity, then ``k``, then ``alpha`` (PPR) or ``t`` (heat), then
     ``n_iter``, each in the order given.
