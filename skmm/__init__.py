@@ -18,6 +18,7 @@ _EXPORTS = {
     "FREEDOMRecommender": "freedom",
     "FeatPropImputer": "impute",
     "GraphImputer": "impute",
+    "GraphImputerCV": "impute",
     "MILKRecommender": "milk",
     "VBPRRecommender": "vbpr",
     "cointeraction_graph": "graph",

@@ -229,7 +229,7 @@ class ColumnPropagator:
         x[m] = 0
         return x
 
-    def propagate(self, c0, c1, read_used, x_p, m_p):
+    def propagate(self, c0, c1, read_used, x_p, m_p, snapshot=None):
         """Propagate columns ``c0:c1``.
 
         Parameters
@@ -244,6 +244,15 @@ class ColumnPropagator:
             none).
         m_p : ndarray of bool, shape (n_partial, c1 - c0)
             Their missing mask.
+        snapshot : callable or None, default=None
+            Called as ``snapshot(step, a, b, z)`` after every step ``step = 1 .. n_iter``,
+            with ``z`` the values of columns ``a:b`` of all rows after that step (a numpy
+            array in the CPU block loop, a torch tensor on the device otherwise; read it, do
+            not keep or change it). The values after ``step`` steps are those a propagation
+            with ``n_iter=step`` returns, bit for bit: the loop does not depend on ``n_iter``.
+            Column blocks may call it from several threads at once, on disjoint columns.
+            Model selection reads every step count off one run
+            (:class:`~skmm.impute.GraphImputerCV`).
 
         Returns
         -------
@@ -258,8 +267,8 @@ class ColumnPropagator:
         block = (_block_width(n_rows, width, dtype.itemsize, self.n_threads)
                  if self.device.type == "cpu" else None)
         if block is not None:
-            return self._propagate_in_blocks(c0, c1, read_used, x_p, m_p, block)
-        return self._propagate_whole(c0, c1, read_used, x_p, m_p)
+            return self._propagate_in_blocks(c0, c1, read_used, x_p, m_p, block, snapshot)
+        return self._propagate_whole(c0, c1, read_used, x_p, m_p, snapshot)
 
     def reached(self, m):
         """Which entries of the column group with missing mask ``m`` (n_rows x width) are
@@ -273,7 +282,7 @@ class ColumnPropagator:
             return np.repeat(self._reach_one, m.shape[1], axis=1)
         return _reachability(self.P_rr, self.touches_known, m, False, self.n_iter)
 
-    def _propagate_in_blocks(self, c0, c1, read_used, x_p, m_p, width):
+    def _propagate_in_blocks(self, c0, c1, read_used, x_p, m_p, width, snapshot=None):
         """The CPU loop on cache-sized column blocks, each block on one thread for all steps."""
         P_rr, P_rk, partial, n_iter, dtype = (self.P_rr, self.P_rk, self.partial, self.n_iter,
                                               self.dtype)
@@ -294,6 +303,8 @@ class ColumnPropagator:
                 # From zeros the first step is b exactly (P_RR 0 = 0): skip its product, and
                 # let b itself be the first z (it is only read).
                 z, steps = b, n_iter - 1
+                if snapshot is not None:
+                    snapshot(1, a, a + b.shape[1], z)
             spare = None
             for _ in range(steps):
                 nxt = spare if spare is not None else np.empty_like(b)
@@ -304,6 +315,8 @@ class ColumnPropagator:
                     nxt[partial] = np.where(m_c, nxt[partial], x_c)
                 spare = z if z is not b else None
                 z = nxt
+                if snapshot is not None:
+                    snapshot(n_iter - steps + _ + 1, a, a + b.shape[1], z)
             values[:, cols] = z
 
         starts = range(c0, c1, width)
@@ -327,7 +340,7 @@ class ColumnPropagator:
             )
         return self._torch
 
-    def _propagate_whole(self, c0, c1, read_used, x_p, m_p):
+    def _propagate_whole(self, c0, c1, read_used, x_p, m_p, snapshot=None):
         """The loop on the whole group at once: one multi-threaded product per step (CPU or
         GPU)."""
         device, dtype, partial = self.device, self.dtype, self.partial
@@ -349,8 +362,10 @@ class ColumnPropagator:
         else:
             # From zeros the first step is b exactly: skip it, b is the first z (only read).
             z, steps = b, self.n_iter - 1
+            if snapshot is not None:
+                snapshot(1, c0, c1, z)
         spare = None
-        for _ in range(steps):
+        for step in range(self.n_iter - steps + 1, self.n_iter + 1):
             nxt = spare if spare is not None else _empty(shape, dtype, device)
             torch.addmm(b, P_rr, z, out=nxt)
             if partial.size:
@@ -358,6 +373,8 @@ class ColumnPropagator:
                 nxt.index_copy_(0, part, torch.where(m_c, nxt.index_select(0, part), x_c))
             spare = z if z is not b else None
             z = nxt
+            if snapshot is not None:
+                snapshot(step, c0, c1, z)
         return z.cpu().numpy()
 
 
@@ -368,27 +385,52 @@ def _reachability(P_rr, touches_known, miss_r, all_missing, n_iter):
     indicator vectors clipped to 1, once per distinct column mask rather than per column.
     ``touches_known`` flags the rows with an edge into a fully observed row.
     """
-    n_rows, n_features = miss_r.shape
-    if all_missing or (miss_r == miss_r[:, :1]).all():
-        # One mask shared by every column (always so under the FeatProp protocol, where whole
-        # rows are missing): no search for distinct columns.
-        pattern_missing, inverse = miss_r[:, :1], None
-    else:
-        packed = np.packbits(miss_r, axis=0)
-        patterns, inverse = np.unique(packed, axis=1, return_inverse=True)
-        inverse = np.asarray(inverse).ravel()
-        pattern_missing = np.unpackbits(patterns, axis=0, count=n_rows).astype(bool)
-
-    A_rr = sp.csr_matrix((np.ones(P_rr.nnz, np.float32), P_rr.indices, P_rr.indptr),
-                         shape=P_rr.shape)
-    # An edge into a fully observed row reaches every column at the first step.
-    reach = ~pattern_missing
+    walk = _ReachWalk(P_rr, touches_known, miss_r, all_missing)
     for _ in range(n_iter):
-        step = (A_rr @ reach.astype(np.float32)) > 0
-        reach = reach | step | touches_known[:, None]
-    if inverse is None:
-        return np.repeat(reach, n_features, axis=1)
-    return reach[:, inverse]
+        walk.step()
+    return walk.expand()
+
+
+def reachability_steps(P_rr, touches_known, miss_r, all_missing, n_iter, rows=None):
+    """What :func:`_reachability` returns after ``0, 1, ..., n_iter`` steps, one array per
+    step (a generator): the rows ``rows`` (positions among the propagated rows; None: all)
+    of the reached mask that a propagation of that many steps reports."""
+    walk = _ReachWalk(P_rr, touches_known, miss_r, all_missing)
+    for step in range(n_iter + 1):
+        if step:
+            walk.step()
+        yield walk.expand(rows)
+
+
+class _ReachWalk:
+    """The reachability walk of :func:`_reachability`, one step at a time."""
+
+    def __init__(self, P_rr, touches_known, miss_r, all_missing):
+        n_rows, self.n_features = miss_r.shape
+        if all_missing or (miss_r == miss_r[:, :1]).all():
+            # One mask shared by every column (always so under the FeatProp protocol, where
+            # whole rows are missing): no search for distinct columns.
+            pattern_missing, self.inverse = miss_r[:, :1], None
+        else:
+            packed = np.packbits(miss_r, axis=0)
+            patterns, inverse = np.unique(packed, axis=1, return_inverse=True)
+            self.inverse = np.asarray(inverse).ravel()
+            pattern_missing = np.unpackbits(patterns, axis=0, count=n_rows).astype(bool)
+        self.A_rr = sp.csr_matrix((np.ones(P_rr.nnz, np.float32), P_rr.indices, P_rr.indptr),
+                                  shape=P_rr.shape)
+        self.touches_known = touches_known
+        # An edge into a fully observed row reaches every column at the first step.
+        self.reach = ~pattern_missing
+
+    def step(self):
+        step = (self.A_rr @ self.reach.astype(np.float32)) > 0
+        self.reach = self.reach | step | self.touches_known[:, None]
+
+    def expand(self, rows=None):
+        reach = self.reach if rows is None else self.reach[rows]
+        if self.inverse is None:
+            return np.repeat(reach, self.n_features, axis=1)
+        return reach[:, self.inverse]
 
 
 def _split_rows(P, rows):

@@ -195,7 +195,15 @@ def paper_graph(Y, top_k=20, *, batch_size=None):
         raise ValueError(f"top_k={K} exceeds the number of items ({n_items}); the authors' "
                          f"torch.topk needs top_k <= n_items.")
     C = cointeraction_graph(Y, K, weighting="count", batch_size=batch_size)
-    degree = np.diff(Y.indptr).astype(np.int64)  # C_ii for binary interactions
+    return _paper_graph_from_counts(C, np.diff(Y.indptr), K)
+
+
+def _paper_graph_from_counts(C, degree, K):
+    """:func:`paper_graph` from ``C = cointeraction_graph(Y, K, weighting="count")`` and the
+    item degrees ``np.diff(Y.indptr)`` of the checked ``Y``: one count-weighted neighbour
+    list then serves every ``top_k`` of a grid (:class:`~skmm.impute.GraphImputerCV`)."""
+    n_items = C.shape[0]
+    degree = np.asarray(degree).astype(np.int64)  # C_ii for binary interactions
     n_listed = np.diff(C.indptr)
     row = np.repeat(np.arange(n_items), n_listed)
     col = C.indices.astype(np.int64)

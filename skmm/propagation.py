@@ -76,6 +76,15 @@ def propagate_features(P, X, missing, n_iter, *, device="cpu", dtype=np.float32,
         True where the entry is observed or some observed value reached it within ``n_iter``
         steps. Entries with False hold 0 and need a fallback.
     """
+    X, missing, prop = _prepare(P, X, missing, n_iter, device=device, dtype=dtype,
+                                column_batch_size=column_batch_size)
+    values, reached = _run(prop, X, missing)
+    return prop.rows, values, reached
+
+
+def _prepare(P, X, missing, n_iter, *, device, dtype, column_batch_size):
+    """The checks of :func:`propagate_features` and its :class:`ColumnPropagator`:
+    ``(X, missing, prop)``."""
     dtype = _check_dtype(dtype)
     X = check_array(X, dtype=None, ensure_all_finite="allow-nan", input_name="X")
     n_items, n_features = X.shape
@@ -92,20 +101,28 @@ def propagate_features(P, X, missing, n_iter, *, device="cpu", dtype=np.float32,
     if np.isinf(X[~missing]).any():
         raise ValueError("X contains infinity at observed entries.")
     rows = np.flatnonzero(missing.any(axis=1))
-    if rows.size == 0:
-        return rows, np.zeros((0, n_features), dtype), np.zeros((0, n_features), bool)
     miss_r = missing[rows]
     prop = ColumnPropagator(P, rows, miss_r.all(axis=1), n_iter, n_features=n_features,
                             device=device, dtype=dtype, column_batch_size=column_batch_size)
-    values = np.empty((rows.size, n_features), dtype)
+    return X, missing, prop
+
+
+def _run(prop, X, missing, snapshot=None):
+    """``(values, reached)`` of :func:`propagate_features` on ``prop.rows``; ``snapshot`` as
+    in :meth:`ColumnPropagator.propagate`."""
+    rows, n_features = prop.rows, X.shape[1]
+    values = np.empty((rows.size, n_features), prop.dtype)
     reached = np.empty((rows.size, n_features), bool)
+    if rows.size == 0:
+        return values, reached
+    miss_r = missing[rows]
     for c0, c1, _, _, v, r in propagate_groups(prop, RowBlocks(X),
-                                               lambda a, b: miss_r[:, a:b]):
+                                               lambda a, b: miss_r[:, a:b], snapshot):
         values[:, c0:c1], reached[:, c0:c1] = v, r
-    return rows, values, reached
+    return values, reached
 
 
-def propagate_groups(prop, reader, masks):
+def propagate_groups(prop, reader, masks, snapshot=None):
     """Propagate a :class:`ColumnPropagator`'s column groups one after another.
 
     The one column-group loop of skmm: :func:`propagate_features` and the imputers run it.
@@ -122,6 +139,8 @@ def propagate_groups(prop, reader, masks):
     masks : callable
         ``masks(c0, c1)`` returns the missing mask of columns ``c0:c1`` of the rows
         ``prop.rows``, shape (n_rows, c1 - c0).
+    snapshot : callable or None, default=None
+        Passed to :meth:`ColumnPropagator.propagate`: called after every step.
 
     Yields
     ------
@@ -148,7 +167,7 @@ def propagate_groups(prop, reader, masks):
             read_used = lambda a, b, x_k=x_k, c0=c0: x_k[:, a - c0:b - c0]  # noqa: E731
         else:
             read_used = lambda a, b: reader.X[used, a:b]  # noqa: E731
-        values = prop.propagate(c0, c1, read_used, x_p, m_p)
+        values = prop.propagate(c0, c1, read_used, x_p, m_p, snapshot)
         yield c0, c1, m, raw_p, values, prop.reached(m)
 
 

@@ -4,5 +4,6 @@ from ._base import BaseImputer
 from ._baseline import BaselineImputer
 from ._featprop import FeatPropImputer
 from ._graph import GraphImputer
+from ._graph_cv import GraphImputerCV
 
-__all__ = ["BaseImputer", "BaselineImputer", "FeatPropImputer", "GraphImputer"]
+__all__ = ["BaseImputer", "BaselineImputer", "FeatPropImputer", "GraphImputer", "GraphImputerCV"]

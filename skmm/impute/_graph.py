@@ -310,7 +310,10 @@ class GraphImputer(BaseImputer):
                              f"exceed {_PAPER_MAX_ITEMS}. Use paper_compat=False (the row "
                              f"top-k form) on catalogues this large.")
 
-    def _fit(self, X, y):
+    def _fit(self, X, y, prepared=None):
+        """Fit; ``prepared``: ``(graph, (P, dtype))`` already built for these parameters and
+        ``y`` (:class:`GraphImputerCV` hands over those of the chosen setting; ``P`` needs
+        the rows of ``X`` with a missing entry, see :meth:`_operator`), else None."""
         X = self._validate_X(X, reset=True)
         n_items, n_features = X.shape
         device = resolve_device(self.device)
@@ -332,8 +335,10 @@ class GraphImputer(BaseImputer):
                              f"dtype={self.dtype!r} in which they would be imputed; use "
                              f"dtype='float64'.")
         fill = fill_row(self.fallback, self.fill_value, scan.means, X.dtype)
-        graph = None
-        if Y is not None:
+        graph = operator = None
+        if prepared is not None and Y is not None:
+            graph, operator = prepared
+        elif Y is not None:
             graph = (paper_graph(Y, top_k=self.n_neighbors) if self.paper_compat else
                      cointeraction_graph(Y, self.n_neighbors, similarity=self.similarity,
                                          symmetric=self.symmetric))
@@ -346,7 +351,7 @@ class GraphImputer(BaseImputer):
         n_prop = 0
         if graph is not None and rows.size:
             # ``values`` and ``reached`` are on ``rows`` too: the rows with a missing entry.
-            _, values, reached = self._impute(graph, X, device, dtype)
+            _, values, reached = self._impute(graph, X, device, dtype, operator)
             # The official rules have no fallback: their value stands wherever it is.
             take = missing_r if self.paper_compat else missing_r & reached
             if not np.isfinite(values[take]).all():
@@ -367,14 +372,26 @@ class GraphImputer(BaseImputer):
         self._fit_rows, self._fit_packed = rows, scan.packed
         self._fill = fill
 
-    def _impute(self, A, X, device, dtype):
+    def _impute(self, A, X, device, dtype, operator=None):
         """``(rows, values, reached)`` of the method on graph ``A``: the rows with a missing
         entry, their imputed values (observed entries as given) and which entries an observed
         value reached."""
-        method, compat = self.method, self.paper_compat
-        if method == "neighmean":
-            return neighbour_mean(A, X, paper_compat=compat, dtype=dtype)
+        if self.method == "neighmean":
+            return neighbour_mean(A, X, paper_compat=self.paper_compat, dtype=dtype)
         missing = np.isnan(X)
+        P, dtype = (self._operator(A, np.flatnonzero(missing.any(axis=1)), device, dtype)
+                    if operator is None else operator)
+        return propagate_features(P, X, missing, self.n_iter, device=device, dtype=dtype)
+
+    def _operator(self, A, rows, device, dtype):
+        """``(P, dtype)``: the propagation matrix of ``"multihop"``, ``"ppr"`` or ``"heat"`` on
+        graph ``A`` for imputing the rows ``rows``, and the precision to propagate in.
+
+        Only the rows ``rows`` of ``P`` are used. They do not depend on which other rows are
+        given: each rewired row is computed from its own seed alone, so a superset of rows
+        gives the same rows bit for bit (:class:`GraphImputerCV` computes ``P`` once for the
+        rows of every hidden copy)."""
+        method, compat = self.method, self.paper_compat
         if method == "multihop":
             if compat:
                 # The official FeatProp step zeroes the diagonal before normalising.
@@ -388,11 +405,10 @@ class GraphImputer(BaseImputer):
                                             device=device, max_items=_PAPER_MAX_ITEMS)
             dtype = np.float64  # the official operator and propagation are float64
         else:
-            rows = np.flatnonzero(missing.any(axis=1))
             P, _ = rewired_graph(transition_matrix(A), rows, kernel=method, alpha=self.alpha,
                                  t=self.t, n_neighbors=self.n_neighbors, tol=self.tol,
                                  prune_tol=self.prune_tol, rank=self.rank)
-        return propagate_features(P, X, missing, self.n_iter, device=device, dtype=dtype)
+        return P, dtype
 
     def transform(self, X):
         """Impute the missing entries of ``X``.

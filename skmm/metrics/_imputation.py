@@ -24,9 +24,15 @@ def centred_cosine(X_imputed, X_true, centre):
     score : float
         The mean cosine over rows (a row with zero norm counts as 0).
     """
-    a = np.asarray(X_imputed, dtype=np.float64) - centre
     b = np.asarray(X_true, dtype=np.float64) - centre
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return _centred_cosine(X_imputed, b, np.linalg.norm(b, axis=1), centre)
+
+
+def _centred_cosine(X_imputed, b, norm_b, centre):
+    """:func:`centred_cosine` with the true side ``b = X_true - centre`` and its row norms
+    given (computed once when many imputations of the same rows are scored)."""
+    a = np.asarray(X_imputed, dtype=np.float64) - centre
+    norms = np.linalg.norm(a, axis=1) * norm_b
     cos = np.divide((a * b).sum(axis=1), norms, out=np.zeros(len(a)), where=norms > 0)
     return float(cos.mean()) if len(cos) else float("nan")
 
@@ -103,54 +109,105 @@ def imputation_score(X_true, X_imputed, X_masked, *, metric="centred_cosine",
     >>> imputation_score(X_true, mean_imputed, X_masked, metric="mse_skill")
     0.0
     """
-    masked_dtype = np.asarray(X_masked).dtype
-    X_true, X_imputed, X_masked = (np.asarray(a, dtype=np.float64)
-                                   for a in (X_true, X_imputed, X_masked))
-    # A mean imputer fills in the float64 mean rounded to the input's precision: with the
-    # centre rounded the same way it scores exactly 0 (centred cosine), not the cosine of the
-    # rounding error, which on float32 data is anything in [-1, 1].
-    centre_dtype = (masked_dtype if np.issubdtype(masked_dtype, np.floating)
-                    and masked_dtype.itemsize < 8 else np.float64)
-    if X_true.ndim != 2 or X_imputed.shape != X_true.shape or X_masked.shape != X_true.shape:
+    X_imputed = np.asarray(X_imputed, dtype=np.float64)
+    scorer = _HiddenEntries(X_true, X_masked, metric=metric, modalities=modalities)
+    if X_imputed.shape != scorer.shape:
         raise ValueError(f"X_true, X_imputed and X_masked must be 2-d arrays of one shape, got "
-                         f"{X_true.shape}, {X_imputed.shape} and {X_masked.shape}.")
-    n_features = X_true.shape[1]
-    sizes = ([n_features] if modalities is None
-             else list(check_block_sizes(modalities, n_features)))
-    hidden = np.isnan(X_masked) & ~np.isnan(X_true)
-    if not np.isfinite(X_imputed[hidden]).all():
-        raise ValueError("X_imputed must be finite at the hidden entries (missing in X_masked, "
-                         "known in X_true).")
-    scores = []
-    start = 0
-    for size in sizes:
-        cols = slice(start, start + size)
-        start += size
-        scores.append(_block_score(X_true[:, cols], X_imputed[:, cols], X_masked[:, cols],
-                                   hidden[:, cols], metric, start - size, centre_dtype))
-    scores = np.array(scores)
-    if multioutput == "raw_values":
-        return scores
-    valid = ~np.isnan(scores)
-    return float(scores[valid].mean()) if valid.any() else float("nan")
+                         f"{scorer.shape}, {X_imputed.shape} and {scorer.shape}.")
+    return scorer.score(X_imputed[scorer.rows], multioutput=multioutput)
 
 
-def _block_score(x_true, x_imp, x_masked, hidden, metric, offset, centre_dtype):
+class _HiddenEntries:
+    """:func:`imputation_score` in two parts: what depends on ``X_true`` and ``X_masked`` only
+    (the hidden entries, the centres), prepared once, then the score of any imputation of
+    them. Model selection scores many imputations of one hidden copy
+    (:class:`~skmm.impute.GraphImputerCV`); ``score`` reads only the rows ``rows`` of the
+    imputation (those with a hidden entry), and gives exactly what :func:`imputation_score`
+    gives for a full matrix with those rows, which is this same code."""
+
+    def __init__(self, X_true, X_masked, *, metric, modalities):
+        masked_dtype = np.asarray(X_masked).dtype
+        X_masked = np.asarray(X_masked, dtype=np.float64)
+        # Only the hidden rows of X_true are read as float64 (the conversion is exact).
+        X_true = np.asarray(X_true)
+        if not np.issubdtype(X_true.dtype, np.floating):
+            X_true = X_true.astype(np.float64)
+        # A mean imputer fills in the float64 mean rounded to the input's precision: with the
+        # centre rounded the same way it scores exactly 0 (centred cosine), not the cosine of
+        # the rounding error, which on float32 data is anything in [-1, 1].
+        centre_dtype = (masked_dtype if np.issubdtype(masked_dtype, np.floating)
+                        and masked_dtype.itemsize < 8 else np.float64)
+        if X_true.ndim != 2 or X_masked.shape != X_true.shape:
+            raise ValueError(f"X_true, X_imputed and X_masked must be 2-d arrays of one shape, "
+                             f"got {X_true.shape} and {X_masked.shape} (X_true, X_masked).")
+        self.shape = X_true.shape
+        n_features = X_true.shape[1]
+        sizes = ([n_features] if modalities is None
+                 else list(check_block_sizes(modalities, n_features)))
+        hidden = np.isnan(X_masked) & ~np.isnan(X_true)
+        self.metric = metric
+        self.rows = np.flatnonzero(hidden.any(axis=1))
+        self.hidden = hidden[self.rows]
+        self.error = None  # raised at ``score``, after the check of the imputation
+        self.blocks = []
+        start = 0
+        for size in sizes:
+            cols = slice(start, start + size)
+            start += size
+            block = None
+            if self.error is None:
+                block = _prepare_block(X_true[:, cols], X_masked[:, cols], hidden[:, cols],
+                                       start - size, centre_dtype)
+                if isinstance(block, ValueError):
+                    self.error, block = block, None
+            if block is not None:
+                # Positions of the block's rows among ``self.rows``.
+                block["at"] = np.searchsorted(self.rows, block.pop("rows"))
+            self.blocks.append((cols, block))
+
+    def score(self, X_imputed_rows, *, multioutput="uniform_average"):
+        """The score of an imputation whose rows ``self.rows`` are ``X_imputed_rows``."""
+        X_imputed_rows = np.asarray(X_imputed_rows, dtype=np.float64)
+        if not np.isfinite(X_imputed_rows[self.hidden]).all():
+            raise ValueError("X_imputed must be finite at the hidden entries (missing in "
+                             "X_masked, known in X_true).")
+        if self.error is not None:
+            raise self.error
+        scores = np.array([float("nan") if block is None else
+                           _block_score(block, X_imputed_rows[block["at"], cols], self.metric)
+                           for cols, block in self.blocks])
+        if multioutput == "raw_values":
+            return scores
+        valid = ~np.isnan(scores)
+        return float(scores[valid].mean()) if valid.any() else float("nan")
+
+
+def _prepare_block(x_true, x_masked, hidden, offset, centre_dtype):
+    """The hidden rows of one block, their true values, mask and centre; None without hidden
+    rows; the ValueError to raise when a column has no observed value."""
     rows = np.flatnonzero(hidden.any(axis=1))
     if rows.size == 0:
-        return float("nan")
+        return None
     observed = ~np.isnan(x_masked)
     n_obs = observed.sum(axis=0)
     if (n_obs == 0).any():
-        raise ValueError(f"Column {offset + int(np.argmax(n_obs == 0))} has no observed value in "
-                         f"X_masked: its centre (the mean imputer's value) is undefined.")
+        return ValueError(f"Column {offset + int(np.argmax(n_obs == 0))} has no observed value "
+                          f"in X_masked: its centre (the mean imputer's value) is undefined.")
     centre = np.where(observed, x_masked, 0.0).sum(axis=0) / n_obs
     centre = centre.astype(centre_dtype).astype(np.float64)
-    h, t, p = hidden[rows], x_true[rows], x_imp[rows]
+    h, t = hidden[rows], np.asarray(x_true[rows], dtype=np.float64)
+    # The true side of the centred cosine, as centred_cosine computes it.
+    b = np.where(h, t, centre) - centre
+    return {"rows": rows, "h": h, "t": t, "centre": centre, "offset": offset, "b": b,
+            "norm_b": np.linalg.norm(b, axis=1)}
+
+
+def _block_score(block, p, metric):
+    h, t, centre, offset = block["h"], block["t"], block["centre"], block["offset"]
     mean_fill = np.broadcast_to(centre, t.shape)
     if metric == "centred_cosine":
         # Non-hidden entries set to the centre contribute nothing to either vector.
-        return centred_cosine(np.where(h, p, centre), np.where(h, t, centre), centre)
+        return _centred_cosine(np.where(h, p, centre), block["b"], block["norm_b"], centre)
     if metric in ("mse", "mse_skill"):
         mse = float(((p - t) ** 2)[h].mean())
         if metric == "mse":

@@ -1,0 +1,276 @@
+"""GraphImputerCV: its shared-work scores against separate GraphImputer fits, scored by the
+self-supervised scorer; the choice, the refit, the results layout, the argument checks."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+import skmm._propagator
+import skmm.impute._graph_cv as graph_cv
+from skmm import GraphImputer, GraphImputerCV
+from skmm.metrics import make_imputation_scorer
+
+from .conftest import random_interactions
+
+MODALITIES = [3, 2]
+
+
+def _data(mask="blocks", seed=0, n_items=60, dtype=np.float64):
+    """Interactions with isolated items (the last 3) and two components; features with whole
+    blocks missing (``"blocks"``) or single entries (``"entries"``)."""
+    Y = random_interactions(n_items, 40, 0.15, seed=seed, n_isolated=3, n_blocks=2)
+    rng = np.random.default_rng(seed)
+    X = rng.normal(loc=1.0, size=(n_items, sum(MODALITIES)))
+    # A shared signal along the graph's communities, so that settings differ in quality.
+    X += np.repeat(rng.normal(size=(2, 1)), [n_items // 2, n_items - n_items // 2], axis=0)
+    if mask == "blocks":
+        missing = np.zeros(X.shape, bool)
+        which = rng.integers(0, 2, n_items)
+        hit = rng.random(n_items) < 0.35
+        missing[hit & (which == 0), :3] = True
+        missing[hit & (which == 1), 3:] = True
+    else:
+        missing = rng.random(X.shape) < 0.3
+    missing[0] = False  # every column keeps an observed value
+    X[missing] = np.nan
+    return X.astype(dtype), Y
+
+
+def _reference_scores(cv, X, Y, n_repeats):
+    """For every setting of ``cv``: the scorer on a separately fitted GraphImputer, per hidden
+    copy and in the mean (``n_repeats`` copies)."""
+    common = dict(modalities=cv.modalities, mode=cv.mode, fraction=cv.fraction,
+                  metric=cv.metric, random_state=cv.random_state)
+    mean_scorer = make_imputation_scorer(n_repeats=n_repeats, **common)
+    first_scorer = make_imputation_scorer(n_repeats=1, **common)
+    means, firsts = [], []
+    for params in cv.cv_results_["params"]:
+        est = GraphImputer(**{name: getattr(cv, name) for name in graph_cv._PASSTHROUGH},
+                           **params)
+        means.append(mean_scorer(est, X, Y))
+        firsts.append(first_scorer(est, X, Y))
+    return np.array(means), np.array(firsts)
+
+
+GRID = dict(n_neighbors=(2, 5, 9), n_iter=(0, 1, 3, 6), alphas=(0.1, 0.4), ts=(1.0, 5.0))
+
+
+@pytest.mark.parametrize("case", [
+    dict(),
+    dict(paper_compat=True),
+    dict(symmetric=True, rank="relative", prune_tol=0.0),
+    dict(similarities=("cosine", "jaccard", "count"), metric="neg_mse"),
+    dict(mask="entries", mode="entry", metric="mse_skill", dtype="float64"),
+    dict(X_dtype=np.float32, fallback="constant", fill_value=-1.0),
+])
+def test_scores_equal_separate_fits_of_each_setting(case):
+    """The sharing (one neighbour list, one operator, one propagation read after every step)
+    changes no score: each equals the scorer's on a GraphImputer fitted for that setting
+    alone, exactly."""
+    case = dict(case)
+    X, Y = _data(case.pop("mask", "blocks"), dtype=case.pop("X_dtype", np.float64))
+    sims = case.pop("similarities", ("count",) if case.get("paper_compat") else
+                    ("count", "cosine"))
+    cv = GraphImputerCV(similarities=sims, modalities=MODALITIES, n_repeats=2, device="cpu",
+                        **GRID, **case).fit(X, Y)
+    n = len(sims) * 3 * (1 + 4 + 2 * 4 + 2 * 4)
+    assert len(cv.cv_results_["params"]) == n
+    means, firsts = _reference_scores(cv, X, Y, 2)
+    np.testing.assert_array_equal(cv.cv_results_["mean_test_score"], means)
+    np.testing.assert_array_equal(cv.cv_results_["split0_test_score"], firsts)
+    assert np.isfinite(means).all() and np.unique(means).size > n // 4  # settings differ
+
+
+def test_scores_equal_on_the_whole_group_path(monkeypatch):
+    """The torch loop (one product per step over the whole column group, the GPU's path) is
+    read after every step too: force it on the CPU with a cache of zero bytes."""
+    monkeypatch.setattr(skmm._propagator, "_cache_bytes", lambda: 0)
+    X, Y = _data("entries", seed=3)
+    cv = GraphImputerCV(methods=("multihop", "ppr"), n_neighbors=(4, 8), n_iter=(1, 2, 5),
+                        modalities=MODALITIES, n_repeats=2, device="cpu").fit(X, Y)
+    means, _ = _reference_scores(cv, X, Y, 2)
+    np.testing.assert_array_equal(cv.cv_results_["mean_test_score"], means)
+
+
+def test_one_neighbour_list_per_similarity_one_propagation_per_graph(monkeypatch):
+    calls = {"lists": 0, "runs": 0}
+    lists, run = graph_cv.neighbour_lists, graph_cv._run
+
+    def count_lists(*args, **kwargs):
+        calls["lists"] += 1
+        return lists(*args, **kwargs)
+
+    def count_runs(*args, **kwargs):
+        calls["runs"] += 1
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(graph_cv, "neighbour_lists", count_lists)
+    monkeypatch.setattr(graph_cv, "_run", count_runs)
+    X, Y = _data()
+    GraphImputerCV(similarities=("count", "cosine"), n_neighbors=(3, 6, 9),
+                   n_iter=tuple(range(1, 11)), alphas=(0.1, 0.2), n_repeats=3,
+                   modalities=MODALITIES, device="cpu").fit(X, Y)
+    assert calls["lists"] == 2
+    # Per similarity and k: multihop, ppr at two alphas, heat at one t; 3 copies each.
+    assert calls["runs"] == 2 * 3 * (1 + 2 + 1) * 3
+
+
+def test_best_is_the_argmax_and_the_refit_its_graph_imputer():
+    X, Y = _data(seed=1)
+    X_before = X.copy()
+    cv = GraphImputerCV(n_neighbors=(2, 6), n_iter=(1, 4), modalities=MODALITIES,
+                        n_repeats=2, device="cpu")
+    out = cv.fit_transform(X, Y)
+    np.testing.assert_array_equal(X, X_before)  # the input is not changed
+    res = cv.cv_results_
+    mean = res["mean_test_score"]
+    assert cv.best_index_ == int(np.flatnonzero(mean == mean.max())[0])
+    assert cv.best_score_ == mean.max()
+    assert cv.best_params_ == res["params"][cv.best_index_]
+    assert res["rank_test_score"][cv.best_index_] == 1
+    # rank: 1 + the number of strictly better settings
+    np.testing.assert_array_equal(res["rank_test_score"],
+                                  [1 + (mean > m).sum() for m in mean])
+    ref = GraphImputer(**cv.best_params_, device="cpu").fit_transform(X, Y)
+    np.testing.assert_array_equal(out, ref)
+    np.testing.assert_array_equal(cv.transform(X), ref)
+    assert isinstance(cv.best_estimator_, GraphImputer)
+    observed = ~np.isnan(X)
+    np.testing.assert_array_equal(out[observed], X[observed])
+    # std over the copies
+    splits = np.stack([res["split0_test_score"], res["split1_test_score"]], axis=1)
+    np.testing.assert_allclose(res["std_test_score"], splits.std(axis=1), rtol=0, atol=0)
+
+
+def test_ties_go_to_the_first_setting_in_grid_order():
+    """k beyond the number of co-interacted items gives the same graph, hence equal scores:
+    the smaller k, first in the grid, is chosen."""
+    X, Y = _data(seed=2)
+    cv = GraphImputerCV(methods=("neighmean",), n_neighbors=(100, 200, 300),
+                        modalities=MODALITIES, n_repeats=1, device="cpu").fit(X, Y)
+    mean = cv.cv_results_["mean_test_score"]
+    assert mean[0] == mean[1] == mean[2]
+    assert cv.best_params_["n_neighbors"] == 100
+    np.testing.assert_array_equal(cv.cv_results_["rank_test_score"], [1, 1, 1])
+
+
+def test_without_y_every_setting_takes_the_fallback():
+    X, _ = _data()
+    with pytest.warns(UserWarning, match="no y"):
+        cv = GraphImputerCV(n_neighbors=(2, 3), n_iter=(1,), n_repeats=1, device="cpu",
+                            modalities=MODALITIES).fit(X)
+    assert np.unique(cv.cv_results_["mean_test_score"]).size == 1
+    assert cv.best_index_ == 0
+    assert cv.cv_results_["mean_test_score"][0] == 0.0  # the mean imputer's centred cosine
+
+
+def test_results_layout_in_grid_order():
+    X, Y = _data()
+    cv = GraphImputerCV(methods=("heat", "neighmean"), similarities=("cosine", "count"),
+                        n_neighbors=(4, 2), n_iter=(2, 1), ts=(1.0, 3.0), n_repeats=3,
+                        modalities=MODALITIES, device="cpu").fit(X, Y)
+    res = cv.cv_results_
+    expected = [{"method": "heat", "similarity": s, "n_neighbors": k, "t": t, "n_iter": n}
+                for s in ("cosine", "count") for k in (4, 2) for t in (1.0, 3.0)
+                for n in (2, 1)]
+    expected += [{"method": "neighmean", "similarity": s, "n_neighbors": k}
+                 for s in ("cosine", "count") for k in (4, 2)]
+    assert res["params"] == expected
+    n = len(expected)
+    assert {"param_method", "param_similarity", "param_n_neighbors", "param_t",
+            "param_n_iter", "split0_test_score", "split2_test_score", "mean_test_score",
+            "std_test_score", "rank_test_score"} <= set(res)
+    assert "param_alpha" not in res  # no PPR setting
+    for key, col in res.items():
+        assert len(col) == n, key
+    assert res["param_n_iter"].mask.tolist() == [False] * 16 + [True] * 4
+    assert res["param_t"][0] == 1.0 and res["param_method"][-1] == "neighmean"
+
+
+def test_pickle_round_trip():
+    X, Y = _data()
+    cv = GraphImputerCV(methods=("multihop",), n_neighbors=(3,), n_iter=(1, 2), n_repeats=1,
+                        modalities=MODALITIES, device="cpu").fit(X, Y)
+    again = pickle.loads(pickle.dumps(cv))
+    np.testing.assert_array_equal(again.transform(X), cv.transform(X))
+    assert again.best_params_ == cv.best_params_
+    np.testing.assert_array_equal(again.cv_results_["mean_test_score"],
+                                  cv.cv_results_["mean_test_score"])
+
+
+def test_random_state_instance_is_copied():
+    X, Y = _data()
+    rng = np.random.RandomState(5)
+    state = rng.get_state()[1].copy()
+    kw = dict(methods=("neighmean",), n_neighbors=(3, 6), n_repeats=2, modalities=MODALITIES,
+              device="cpu")
+    a = GraphImputerCV(random_state=rng, **kw).fit(X, Y).cv_results_["mean_test_score"]
+    b = GraphImputerCV(random_state=rng, **kw).fit(X, Y).cv_results_["mean_test_score"]
+    c = GraphImputerCV(random_state=5, **kw).fit(X, Y).cv_results_["mean_test_score"]
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)
+    np.testing.assert_array_equal(rng.get_state()[1], state)
+
+
+@pytest.mark.parametrize("params, name", [
+    ({"methods": ("multihop", "pagerank")}, "methods"),
+    ({"methods": ()}, "methods"),
+    ({"methods": "multihop"}, "methods"),
+    ({"similarities": ("cosine", "euclid")}, "similarities"),
+    ({"n_neighbors": (0, 5)}, "n_neighbors"),
+    ({"n_neighbors": (5, 5)}, "n_neighbors"),
+    ({"n_neighbors": (True,)}, "n_neighbors"),
+    ({"n_neighbors": (2.5,)}, "n_neighbors"),
+    ({"n_neighbors": 10}, "n_neighbors"),
+    ({"n_iter": (1, -1)}, "n_iter"),
+    ({"alphas": (0.0,)}, "alphas"),
+    ({"alphas": (1.5,)}, "alphas"),
+    ({"ts": (-1.0,)}, "ts"),
+    ({"ts": (float("nan"),)}, "ts"),
+    ({"n_repeats": 0}, "n_repeats"),
+    ({"fraction": 1.0}, "fraction"),
+    ({"metric": "mse"}, "metric"),
+    ({"mode": "rows"}, "mode"),
+    ({"random_state": None}, "random_state"),
+    ({"modalities": [3, 3]}, "modalities"),
+    ({"paper_compat": True, "similarities": ("count", "cosine")}, "similarities"),
+    ({"paper_compat": True, "n_neighbors": (5, 61)}, "n_neighbors=61"),
+    ({"dtype": "float16"}, "dtype"),
+])
+def test_bad_grid_values_name_the_parameter(params, name):
+    X, Y = _data()
+    with pytest.raises(ValueError, match=name):
+        GraphImputerCV(**{"device": "cpu", "n_repeats": 1, "modalities": MODALITIES,
+                          **params}).fit(X, Y)
+
+
+def test_unused_grids_are_not_checked():
+    """``n_iter`` is not read for NeighMean alone, ``alphas`` without PPR, ``ts`` without
+    heat."""
+    X, Y = _data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        GraphImputerCV(methods=("neighmean",), n_neighbors=(3,), n_iter=(), alphas=(),
+                       ts=(-1,), n_repeats=1, modalities=MODALITIES, device="cpu").fit(X, Y)
+
+
+@pytest.mark.parametrize("method, extra", [("ppr", {}), ("heat", {"paper_compat": True}),
+                                           ("multihop", {"symmetric": True})])
+def test_refit_reusing_the_search_operator_equals_a_fresh_fit(method, extra, monkeypatch):
+    """The refit takes the chosen setting's graph and operator from the search (its rows
+    cover every row missing in X): same result and graph as a GraphImputer fitted alone."""
+    X, Y = _data("entries", seed=4)
+    cv = GraphImputerCV(methods=(method,), n_neighbors=(3, 7), n_iter=(1, 3),
+                        modalities=MODALITIES, n_repeats=2, device="cpu", **extra)
+    built = []
+    operator = GraphImputer._operator
+    monkeypatch.setattr(GraphImputer, "_operator",
+                        lambda self, *a: built.append(1) or operator(self, *a))
+    out = cv.fit_transform(X, Y)
+    assert len(built) == 2  # one per k during the search, none for the refit
+    fresh = GraphImputer(**cv.best_params_, device="cpu", **extra).fit(X, Y)
+    np.testing.assert_array_equal(out, fresh.transform(X))
+    assert (cv.best_estimator_.graph_ != fresh.graph_).nnz == 0
+    assert cv.best_estimator_.n_propagated_ == fresh.n_propagated_
