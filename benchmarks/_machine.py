@@ -6,7 +6,9 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 RESULT_TAG = "RESULT "
@@ -23,7 +25,11 @@ def data_root(arg=None):
 
 
 def peak_rss_mb():
-    """This process's peak resident memory in MiB (Linux VmHWM; getrusage elsewhere)."""
+    """This process's peak resident memory in MiB (Linux VmHWM; getrusage elsewhere).
+
+    ``VmHWM`` belongs to the process's own address space; ``ru_maxrss``, used only where there
+    is no ``/proc``, survives ``exec`` on Linux and so starts at the parent's size at fork time.
+    """
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
@@ -32,6 +38,19 @@ def peak_rss_mb():
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+@contextmanager
+def cache_folder(path=None, prefix="skmm-bench-"):
+    """The folder a benchmark keeps its generated inputs in: ``path`` (created, kept
+    afterwards), or a temporary folder removed at the end. Yields ``(folder, temporary)``."""
+    if path:
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        yield folder, False
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield Path(tmp), True
 
 
 def cpu_busy_s():

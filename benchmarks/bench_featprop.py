@@ -55,14 +55,12 @@ Other engineers' processes on the same machine distort timings: run it on a quie
 import argparse
 import json
 import os
-import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _machine import RESULT_TAG, cpu_busy_s, run_in_fresh_process
+from _machine import RESULT_TAG, cache_folder, cpu_busy_s, peak_rss_mb, run_in_fresh_process
 
 K = 20  # n_neighbors, the paper's default
 
@@ -175,20 +173,7 @@ def prepare(case, data_root, cache):
 # Workers: one (case, method) per fresh process
 # ------------------------------------------------------------------------------------------
 
-def _peak_mb():
-    """This process's peak resident set size so far, in MB.
-
-    ``VmHWM`` (Linux) belongs to the process's own address space. ``ru_maxrss`` is not used: on
-    Linux it survives ``exec`` and so starts at the parent's size at fork time.
-    """
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # elsewhere: KiB
+_peak_mb = peak_rss_mb  # the name the workers below (and bench_graph_imputers) use
 
 
 def _tiny_problem(n_features):
@@ -507,126 +492,119 @@ def main():
         if unknown:
             parser.error(f"unknown case(s) {unknown}; known: {', '.join(known)}")
         cases = [known[name] for name in dict.fromkeys(args.cases)]
-    tmp = None
-    if args.cache_dir:
-        cache = Path(args.cache_dir)
-        cache.mkdir(parents=True, exist_ok=True)
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="skmm-bench-")
-        cache = Path(tmp.name)
+    with cache_folder(args.cache_dir, "skmm-bench-") as (cache, temporary):
 
-    print(f"FeatProp benchmark: k={K}, symmetric graph, fallback zeros, float32, "
-          f"{os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} "
-          f"threads; skmm on {args.device}", flush=True)
-    bw = run_worker({"method": "bandwidth", "bytes": (256 if args.quick else 1024) << 20},
-                    max_wait=args.wait_quiet)
-    copy_gbs = max(bw["numpy_1thread_gbs"], bw["torch_gbs"])
-    print(f"memory bandwidth (array copy, read + write bytes): numpy 1 thread "
-          f"{bw['numpy_1thread_gbs']:.1f} GB/s, torch {bw['torch_threads']} threads "
-          f"{bw['torch_gbs']:.1f} GB/s; reference {copy_gbs:.1f} GB/s", flush=True)
+        print(f"FeatProp benchmark: k={K}, symmetric graph, fallback zeros, float32, "
+              f"{os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} "
+              f"threads; skmm on {args.device}", flush=True)
+        bw = run_worker({"method": "bandwidth", "bytes": (256 if args.quick else 1024) << 20},
+                        max_wait=args.wait_quiet)
+        copy_gbs = max(bw["numpy_1thread_gbs"], bw["torch_gbs"])
+        print(f"memory bandwidth (array copy, read + write bytes): numpy 1 thread "
+              f"{bw['numpy_1thread_gbs']:.1f} GB/s, torch {bw['torch_threads']} threads "
+              f"{bw['torch_gbs']:.1f} GB/s; reference {copy_gbs:.1f} GB/s", flush=True)
 
-    rows, loops = [], []
-    for case in cases:
-        name, graph, n_features, rate, n_iter = case
-        print(f"\n== {name}: {n_features}-d features, {rate:.0%} of the items missing, "
-              f"{n_iter} steps", flush=True)
-        cdir = prepare(case, args.data_root, cache)
-        if cdir is None:
-            print(f"  skipped: no data under {args.data_root}", flush=True)
-            continue
-        gdir = cache / graph
-        Y_shape = sp.load_npz(gdir / "Y.npz").shape
-        results = {}
-        for method in args.methods:
-            if method == "dense":
-                ok, need = dense_fits(Y_shape[0])
-                if not ok:
-                    print(f"  dense: skipped, the dense count matrix and masks need about "
-                          f"{need / 1e9:,.0f} GB", flush=True)
-                    continue
-            if method == "pyg":
-                if "skmm" not in results or "error" in results["skmm"]:
-                    print("  pyg: skipped, it needs skmm's graph", flush=True)
-                    continue
-                nnz = sp.load_npz(cdir / "graph.npz").nnz
-                ok, need = pyg_fits(Y_shape[0], n_features, nnz)
-                if not ok:
-                    print(f"  pyg: skipped, needs about {need / 1e9:.0f} GB", flush=True)
-                    continue
-            r = run_worker({"method": method, "cdir": str(cdir), "gdir": str(gdir),
-                            "n_iter": n_iter, "repeat": args.repeat, "device": args.device},
-                           max_wait=args.wait_quiet)
-            results[method] = r
-            if "error" in r:
-                print(f"  {method}: FAILED {r['error']}", flush=True)
+        rows, loops = [], []
+        for case in cases:
+            name, graph, n_features, rate, n_iter = case
+            print(f"\n== {name}: {n_features}-d features, {rate:.0%} of the items missing, "
+                  f"{n_iter} steps", flush=True)
+            cdir = prepare(case, args.data_root, cache)
+            if cdir is None:
+                print(f"  skipped: no data under {args.data_root}", flush=True)
                 continue
-            out = cdir / f"out_{method}.npy"
-            r["diff"] = (max_abs_diff(cdir / "out_skmm.npy", out)
-                         if method in ("dense", "pyg") and out.exists() else None)
-            print(f"  {method:<10} build {fmt(r['build_s'], '.2f')} s, propagate "
-                  f"{r['prop_s']:.2f} s, total {r['total_s']:.2f} s, peak {r['peak_mb']:,.0f} MB"
-                  f" (inputs {r['inputs_mb']:,.0f} MB)"
-                  + (f", max |diff| {r['diff']:.2e}" if r["diff"] is not None else "")
-                  + f"; other processes used {r.get('others_cpu', 0):.0%} of the CPUs",
-                  flush=True)
-            if method == "skmm":
-                step_gbs = r["step_bytes"] / r["per_step_s"] / 1e9 if r["per_step_s"] > 0 else 0
-                loops.append((name, r, step_gbs))
-                print(f"  skmm propagate_features alone {r['propagate_features_s']:.2f} s; "
-                      f"loop {r['per_step_s'] * 1e3:.1f} ms/step over {r['n_rows']:,} rows, "
-                      f"{step_gbs:.1f} GB/s of compulsory traffic = "
-                      f"{step_gbs / copy_gbs:.0%} of copy bandwidth; neighbour rows gathered "
-                      f"at {r['gather_bytes'] / r['per_step_s'] / 1e9:.1f} GB/s",
+            gdir = cache / graph
+            Y_shape = sp.load_npz(gdir / "Y.npz").shape
+            results = {}
+            for method in args.methods:
+                if method == "dense":
+                    ok, need = dense_fits(Y_shape[0])
+                    if not ok:
+                        print(f"  dense: skipped, the dense count matrix and masks need about "
+                              f"{need / 1e9:,.0f} GB", flush=True)
+                        continue
+                if method == "pyg":
+                    if "skmm" not in results or "error" in results["skmm"]:
+                        print("  pyg: skipped, it needs skmm's graph", flush=True)
+                        continue
+                    nnz = sp.load_npz(cdir / "graph.npz").nnz
+                    ok, need = pyg_fits(Y_shape[0], n_features, nnz)
+                    if not ok:
+                        print(f"  pyg: skipped, needs about {need / 1e9:.0f} GB", flush=True)
+                        continue
+                r = run_worker({"method": method, "cdir": str(cdir), "gdir": str(gdir),
+                                "n_iter": n_iter, "repeat": args.repeat, "device": args.device},
+                               max_wait=args.wait_quiet)
+                results[method] = r
+                if "error" in r:
+                    print(f"  {method}: FAILED {r['error']}", flush=True)
+                    continue
+                out = cdir / f"out_{method}.npy"
+                r["diff"] = (max_abs_diff(cdir / "out_skmm.npy", out)
+                             if method in ("dense", "pyg") and out.exists() else None)
+                print(f"  {method:<10} build {fmt(r['build_s'], '.2f')} s, propagate "
+                      f"{r['prop_s']:.2f} s, total {r['total_s']:.2f} s, "
+                      f"peak {r['peak_mb']:,.0f} MB"
+                      f" (inputs {r['inputs_mb']:,.0f} MB)"
+                      + (f", max |diff| {r['diff']:.2e}" if r["diff"] is not None else "")
+                      + f"; other processes used {r.get('others_cpu', 0):.0%} of the CPUs",
                       flush=True)
-        ours = results.get("skmm")
-        for method, r in results.items():
-            if "error" in r:
+                if method == "skmm":
+                    step_gbs = r["step_bytes"] / r["per_step_s"] / 1e9 if r["per_step_s"] > 0 else 0
+                    loops.append((name, r, step_gbs))
+                    print(f"  skmm propagate_features alone {r['propagate_features_s']:.2f} s; "
+                          f"loop {r['per_step_s'] * 1e3:.1f} ms/step over {r['n_rows']:,} rows, "
+                          f"{step_gbs:.1f} GB/s of compulsory traffic = "
+                          f"{step_gbs / copy_gbs:.0%} of copy bandwidth; neighbour rows gathered "
+                          f"at {r['gather_bytes'] / r['per_step_s'] / 1e9:.1f} GB/s",
+                          flush=True)
+            ours = results.get("skmm")
+            for method, r in results.items():
+                if "error" in r:
+                    continue
+                speedup = (r["total_s"] / ours["total_s"]
+                           if ours and "error" not in ours and method in ("dense", "pyg") else None)
+                rows.append((name, method, r, speedup))
+            if not temporary:
                 continue
-            speedup = (r["total_s"] / ours["total_s"]
-                       if ours and "error" not in ours and method in ("dense", "pyg") else None)
-            rows.append((name, method, r, speedup))
-        if tmp is None:
-            continue
-        for f in cdir.glob("out_*.npy"):  # keep the temporary folder small
-            f.unlink()
+            for f in cdir.glob("out_*.npy"):  # keep the temporary folder small
+                f.unlink()
 
-    print("\n" + "=" * 119)
-    print(f"{'case':<24}{'method':<12}{'build s':>9}{'propagate s':>13}{'total s':>9}"
-          f"{'peak MB':>9}{'build peak MB':>15}{'max abs diff':>14}{'skmm speed-up':>15}"
-          f"{'others':>8}")
-    for name, method, r, speedup in rows:
-        print(f"{name:<24}{method:<12}{fmt(r['build_s'], '.2f'):>9}{r['prop_s']:>13.2f}"
-              f"{r['total_s']:>9.2f}{r['peak_mb']:>9,.0f}"
-              f"{fmt(r.get('build_peak_mb'), ',.0f'):>15}{fmt(r.get('diff'), '.1e'):>14}"
-              f"{fmt(speedup, '.1f') + ('x' if speedup else ''):>15}"
-              f"{fmt(r.get('others_cpu'), '.0%'):>8}")
-    print("-" * 119)
-    print("build s: graph construction (pyg is handed skmm's graph: not counted). propagate s: "
-          "the rest of the run. peak MB: the process's peak RSS, inputs included.\n"
-          "speed-up: that method's total time / skmm's fit_transform total (graph build "
-          "included).\nothers: share of the CPUs used by other processes during the run "
-          "(timings are only comparable where it is near 0%).")
-    print(f"\nMemory bandwidth, array copy: {copy_gbs:.1f} GB/s (numpy 1 thread "
-          f"{bw['numpy_1thread_gbs']:.1f}, torch {bw['torch_threads']} threads "
-          f"{bw['torch_gbs']:.1f}).")
-    print(f"{'case':<24}{'rows iterated':>14}{'P_RR nnz':>12}{'ms/step':>9}{'MB/step':>9}"
-          f"{'GB/s':>8}{'of copy bw':>12}{'gathered GB/s':>15}{'of copy bw':>12}{'ceiling':>9}")
-    for name, r, gbs in loops:
-        gathered = r["gather_bytes"] / r["per_step_s"] / 1e9 if r["per_step_s"] > 0 else 0
-        print(f"{name:<24}{r['n_rows']:>14,}{r['nnz_rr']:>12,}{r['per_step_s'] * 1e3:>9.2f}"
-              f"{r['step_bytes'] / 1e6:>9.1f}{gbs:>8.1f}{gbs / copy_gbs:>12.0%}"
-              f"{gathered:>15.1f}{gathered / copy_gbs:>12.0%}"
-              f"{r['step_bytes'] / r['gather_bytes']:>9.0%}")
-    print("GB/s: compulsory bytes of one step (read z and the inflow term, write the next z, "
-          "read P_RR) / seconds per step.\ngathered GB/s: neighbour rows read per step "
-          "(nnz(P_RR) x n_features x 4 bytes) / seconds per step. ceiling: compulsory / "
-          "gathered bytes, the compulsory share at gathers of exactly copy speed.")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump([{"case": name, "method": method, "device": args.device, **r,
-                        "speedup": speedup} for name, method, r, speedup in rows], fh, indent=1)
-    if tmp is not None:
-        tmp.cleanup()
+        print("\n" + "=" * 119)
+        print(f"{'case':<24}{'method':<12}{'build s':>9}{'propagate s':>13}{'total s':>9}"
+              f"{'peak MB':>9}{'build peak MB':>15}{'max abs diff':>14}{'skmm speed-up':>15}"
+              f"{'others':>8}")
+        for name, method, r, speedup in rows:
+            print(f"{name:<24}{method:<12}{fmt(r['build_s'], '.2f'):>9}{r['prop_s']:>13.2f}"
+                  f"{r['total_s']:>9.2f}{r['peak_mb']:>9,.0f}"
+                  f"{fmt(r.get('build_peak_mb'), ',.0f'):>15}{fmt(r.get('diff'), '.1e'):>14}"
+                  f"{fmt(speedup, '.1f') + ('x' if speedup else ''):>15}"
+                  f"{fmt(r.get('others_cpu'), '.0%'):>8}")
+        print("-" * 119)
+        print("build s: graph construction (pyg is handed skmm's graph: not counted). propagate s: "
+              "the rest of the run. peak MB: the process's peak RSS, inputs included.\n"
+              "speed-up: that method's total time / skmm's fit_transform total (graph build "
+              "included).\nothers: share of the CPUs used by other processes during the run "
+              "(timings are only comparable where it is near 0%).")
+        print(f"\nMemory bandwidth, array copy: {copy_gbs:.1f} GB/s (numpy 1 thread "
+              f"{bw['numpy_1thread_gbs']:.1f}, torch {bw['torch_threads']} threads "
+              f"{bw['torch_gbs']:.1f}).")
+        print(f"{'case':<24}{'rows iterated':>14}{'P_RR nnz':>12}{'ms/step':>9}{'MB/step':>9}"
+              f"{'GB/s':>8}{'of copy bw':>12}{'gathered GB/s':>15}{'of copy bw':>12}{'ceiling':>9}")
+        for name, r, gbs in loops:
+            gathered = r["gather_bytes"] / r["per_step_s"] / 1e9 if r["per_step_s"] > 0 else 0
+            print(f"{name:<24}{r['n_rows']:>14,}{r['nnz_rr']:>12,}{r['per_step_s'] * 1e3:>9.2f}"
+                  f"{r['step_bytes'] / 1e6:>9.1f}{gbs:>8.1f}{gbs / copy_gbs:>12.0%}"
+                  f"{gathered:>15.1f}{gathered / copy_gbs:>12.0%}"
+                  f"{r['step_bytes'] / r['gather_bytes']:>9.0%}")
+        print("GB/s: compulsory bytes of one step (read z and the inflow term, write the next z, "
+              "read P_RR) / seconds per step.\ngathered GB/s: neighbour rows read per step "
+              "(nnz(P_RR) x n_features x 4 bytes) / seconds per step. ceiling: compulsory / "
+              "gathered bytes, the compulsory share at gathers of exactly copy speed.")
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump([{"case": name, "method": method, "device": args.device, **r,
+                            "speedup": speedup} for name, method, r, speedup in rows], fh, indent=1)
 
 
 if __name__ == "__main__":

@@ -41,12 +41,11 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _machine import RESULT_TAG, run_in_fresh_process
+from _machine import RESULT_TAG, cache_folder, run_in_fresh_process
 from bench_featprop import _peak_mb, max_abs_diff, prepare
 
 K = 20  # the authors' top_k (self included); skmm's graphs use K - 1 other items
@@ -97,7 +96,7 @@ def run_method(method, X, Y):
     missing = np.isnan(X)
     rows = np.flatnonzero(missing.any(axis=1))
     if method == "featprop":
-        out = FeatPropImputer(n_neighbors=K - 1, n_iter=N_ITER, fallback="zeros",
+        out = FeatPropImputer(n_neighbors=K - 1, n_iter=N_ITER, fallback="constant",
                               device="cpu").fit_transform(X, Y)
         return rows, out[rows]
     if method == "neigh_mean":
@@ -266,62 +265,55 @@ def main():
     unknown = [c for c in names if c not in CASES]
     if unknown:
         parser.error(f"unknown case(s) {unknown}")
-    tmp = None
-    if args.cache_dir:
-        cache = Path(args.cache_dir)
-        cache.mkdir(parents=True, exist_ok=True)
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="skmm-bench-gi-")
-        cache = Path(tmp.name)
-    print(f"Graph imputers: top_k={K} (skmm graphs: {K - 1} other items), {N_ITER} layers, "
-          f"alpha=0.1, t=5.0, skmm defaults otherwise; {os.cpu_count()} CPUs", flush=True)
-    table = []
-    for name in names:
-        case = CASES[name]
-        print(f"\n== {name}", flush=True)
-        cdir = prepare(case, args.data_root, cache)
-        if cdir is None:
-            print("  data not found, skipped")
-            continue
-        gdir = cache / case[1]
-        n_items = np.load(cdir / "X.npy", mmap_mode="r").shape[0]
-        methods = args.methods or (SMALL_METHODS if n_items <= 20_000 else LARGE_METHODS)
-        results = {}
-        for method in methods:
-            if n_items > MAX_ITEMS.get(method, np.inf):
+    with cache_folder(args.cache_dir, "skmm-bench-gi-") as (cache, temporary):
+        print(f"Graph imputers: top_k={K} (skmm graphs: {K - 1} other items), {N_ITER} layers, "
+              f"alpha=0.1, t=5.0, skmm defaults otherwise; {os.cpu_count()} CPUs", flush=True)
+        table = []
+        for name in names:
+            case = CASES[name]
+            print(f"\n== {name}", flush=True)
+            cdir = prepare(case, args.data_root, cache)
+            if cdir is None:
+                print("  data not found, skipped")
                 continue
-            res = run_in_fresh_process(__file__, {"method": method, "cdir": str(cdir),
-                                                  "gdir": str(gdir)}, timeout=args.timeout)
-            results[method] = res
-            shown = (f"{res['seconds']:.2f} s, peak {res['peak_mb']:,.0f} MB"
-                     if "error" not in res else res["error"])
-            print(f"  {method:18s} {shown}", flush=True)
-        base = results.get("featprop", {})
-        for method, res in results.items():
-            ref = REFERENCE.get(method)
-            diff = None
-            if ref in results and "error" not in res and "error" not in results[ref]:
-                diff = max_abs_diff(cdir / f"out_{method}.npy", cdir / f"out_{ref}.npy")
-            row = {"case": name, "method": method, "reference": ref if diff is not None
-                   else None, "max_abs_diff": diff, **res}
-            if "error" not in res and "seconds" in base:
-                row["time_x_featprop"] = res["seconds"] / base["seconds"]
-                row["mem_x_featprop"] = res["peak_mb"] / base["peak_mb"]
-            table.append(row)
-    print(f"\n{'case':24s} {'method':18s} {'time s':>9s} {'peak MB':>9s} {'x FP time':>9s} "
-          f"{'x FP mem':>9s}  max|diff| vs reference")
-    for r in table:
-        if "error" in r:
-            print(f"{r['case']:24s} {r['method']:18s} {r['error']}")
-            continue
-        diff = "" if r["max_abs_diff"] is None else f"{r['max_abs_diff']:.2e} vs {r['reference']}"
-        tx = r.get("time_x_featprop")
-        mx = r.get("mem_x_featprop")
-        print(f"{r['case']:24s} {r['method']:18s} {r['seconds']:9.2f} {r['peak_mb']:9,.0f} "
-              f"{'' if tx is None else format(tx, '9.2f'):>9s} "
-              f"{'' if mx is None else format(mx, '9.2f'):>9s}  {diff}")
-    if tmp is not None:
-        tmp.cleanup()
+            gdir = cache / case[1]
+            n_items = np.load(cdir / "X.npy", mmap_mode="r").shape[0]
+            methods = args.methods or (SMALL_METHODS if n_items <= 20_000 else LARGE_METHODS)
+            results = {}
+            for method in methods:
+                if n_items > MAX_ITEMS.get(method, np.inf):
+                    continue
+                res = run_in_fresh_process(__file__, {"method": method, "cdir": str(cdir),
+                                                      "gdir": str(gdir)}, timeout=args.timeout)
+                results[method] = res
+                shown = (f"{res['seconds']:.2f} s, peak {res['peak_mb']:,.0f} MB"
+                         if "error" not in res else res["error"])
+                print(f"  {method:18s} {shown}", flush=True)
+            base = results.get("featprop", {})
+            for method, res in results.items():
+                ref = REFERENCE.get(method)
+                diff = None
+                if ref in results and "error" not in res and "error" not in results[ref]:
+                    diff = max_abs_diff(cdir / f"out_{method}.npy", cdir / f"out_{ref}.npy")
+                row = {"case": name, "method": method, "reference": ref if diff is not None
+                       else None, "max_abs_diff": diff, **res}
+                if "error" not in res and "seconds" in base:
+                    row["time_x_featprop"] = res["seconds"] / base["seconds"]
+                    row["mem_x_featprop"] = res["peak_mb"] / base["peak_mb"]
+                table.append(row)
+        print(f"\n{'case':24s} {'method':18s} {'time s':>9s} {'peak MB':>9s} {'x FP time':>9s} "
+              f"{'x FP mem':>9s}  max|diff| vs reference")
+        for r in table:
+            if "error" in r:
+                print(f"{r['case']:24s} {r['method']:18s} {r['error']}")
+                continue
+            diff = ("" if r["max_abs_diff"] is None
+                    else f"{r['max_abs_diff']:.2e} vs {r['reference']}")
+            tx = r.get("time_x_featprop")
+            mx = r.get("mem_x_featprop")
+            print(f"{r['case']:24s} {r['method']:18s} {r['seconds']:9.2f} {r['peak_mb']:9,.0f} "
+                  f"{'' if tx is None else format(tx, '9.2f'):>9s} "
+                  f"{'' if mx is None else format(mx, '9.2f'):>9s}  {diff}")
 
 
 if __name__ == "__main__":
