@@ -192,6 +192,59 @@ def test_a_model_selection_imputer_fills_the_choice_columns(data, monkeypatch):
     assert rows[0]["choice_score"] == 0.25
 
 
+# The "cv" entry's grid, written out: the test checks the registered one against it.
+CV_SETTINGS = {"methods": ("neighmean", "multihop"), "similarities": ("count", "cosine", "jaccard"),
+               "n_neighbors": (10, 20, 40), "n_iter": tuple(range(11)), "metric": "mse_skill",
+               "n_repeats": 6, "fraction": 0.05}
+
+
+@pytest.fixture(scope="module")
+def cv_rows(data):
+    main, _ = rp.imputers_experiment(data, seeds=(2,), rates=(0.3, 0.7), imputers=("mean", "cv"),
+                                     protocol="both")
+    return main, rp.run_experiments([main], data, progress=False)["imputers"]
+
+
+def test_cv_is_registered_with_its_grid_and_not_run_by_default(data, cv_rows):
+    assert _imputers.CV_GRID == CV_SETTINGS
+    main, _ = rp.imputers_experiment(data, seeds=1, rates=(0.5,))
+    assert main.config["imputers"] == ["mean", "neighmean", "multihop", "ppr", "heat"]
+    assert "cv" in rp.OPTION_CHOICES["imputers"]["imputers"]
+    # The configuration records the CV's parameters, block sizes included.
+    params = cv_rows[0].config["estimators"]["cv/-"]
+    assert params["modalities"] == [64, 32] and params["metric"] == "mse_skill"
+    assert params["n_iter"] == list(range(11)) and params["mode"] == "modality"
+
+
+@pytest.mark.parametrize("protocol, rate", [("all", 0.7), ("one", 0.3)])
+def test_the_cv_row_is_an_independent_choice_and_its_refit(data, cv_rows, protocol, rate):
+    from skmm.datasets import simulate_missing
+    from skmm.impute import GraphImputer, GraphImputerCV
+    from skmm.metrics import imputation_score
+
+    seed = 2
+    row, = [r for r in cv_rows[1] if (r["protocol"], r["rate"], r["method"]) ==
+            (protocol, rate, "cv")]
+    assert row["similarity"] == "-" and row["seed"] == seed
+    X_miss, _ = simulate_missing(data.X, [64, 32], rate, mode=protocol, random_state=seed)
+    cv = GraphImputerCV(methods=("neighmean", "multihop"),
+                        similarities=("count", "cosine", "jaccard"), n_neighbors=(10, 20, 40),
+                        n_iter=tuple(range(11)), modalities=[64, 32], mode="modality",
+                        metric="mse_skill", n_repeats=6, fraction=0.05,
+                        random_state=seed).fit(X_miss, data.Y_train)
+    assert json.loads(row["choice"]) == cv.best_params_
+    assert row["choice_score"] == cv.best_score_
+    # The quality figures are those of a fresh GraphImputer with the chosen setting.
+    X_imp = GraphImputer(**cv.best_params_).fit_transform(X_miss, data.Y_train)
+    for metric in ("centred_cosine", "mse", "mse_skill"):
+        scores = imputation_score(data.X, X_imp, X_miss, metric=metric, modalities=[64, 32],
+                                  multioutput="raw_values")
+        assert [row[f"{metric} {n}"] for n in NAMES] == pytest.approx(scores, rel=1e-12)
+    # The mean is in the grid (0 steps: every missing entry takes the fallback), so the
+    # choice's masked-recovery score is never below the mean's, 0.
+    assert row["choice_score"] >= 0
+
+
 def test_downstream_adds_ranking_columns(data):
     main, _ = rp.imputers_experiment(data, seeds=1, rates=(0.5,), imputers=("mean",),
                                      protocol="all", downstream="vbpr",

@@ -12,6 +12,7 @@ EXAMPLE_ORDER = [
     "plot_featprop_quickstart.py",
     "plot_featprop_missing_rates.py",
     "plot_compare_normalisations.py",
+    "plot_choose_imputer.py",
     "plot_milk_cold_start.py",
     "plot_milk_robustness.py",
     "plot_pipeline_gridsearch.py",

@@ -38,6 +38,8 @@ from ._featprop import (
 )
 from ._files import RefusedError
 from ._imputers import (
+    CV_GRID,
+    DEFAULT_IMPUTERS,
     IMPUTATION_METHODS,
     ImputationMethod,
     imputers_experiment,
@@ -71,7 +73,8 @@ OPTION_CHOICES = {"featprop": {"imputers": tuple(IMPUTERS)},
                   "imputers": {"imputers": tuple(IMPUTATION_METHODS)}}
 
 __all__ = [
-    "DOWNSTREAM_MODELS", "EXPERIMENTS", "FEATPROP_RATES", "FEATPROP_STRATEGIES",
+    "CV_GRID", "DEFAULT_IMPUTERS", "DOWNSTREAM_MODELS", "EXPERIMENTS", "FEATPROP_RATES",
+    "FEATPROP_STRATEGIES",
     "IMPUTATION_METHODS", "IMPUTERS", "MILK_MODELS", "MILK_SCHEDULE", "MILK_SETTINGS",
     "OPTION_CHOICES", "QUICK_RATES", "REPRODUCTION_PAGE", "ROBUSTNESS_MODELS",
     "ROBUSTNESS_SHARES",
