@@ -1,9 +1,10 @@
 """Imputers for missing item modality features, on one base (:class:`BaseImputer`)."""
 
-from ._base import BaseImputer
+from ._base import BaseImputer, BaseTransductiveImputer
 from ._baseline import BaselineImputer
 from ._featprop import FeatPropImputer
 from ._graph import GraphImputer
 from ._graph_cv import GraphImputerCV
 
-__all__ = ["BaseImputer", "BaselineImputer", "FeatPropImputer", "GraphImputer", "GraphImputerCV"]
+__all__ = ["BaseImputer", "BaseTransductiveImputer", "BaselineImputer", "FeatPropImputer",
+           "GraphImputer", "GraphImputerCV"]

@@ -8,12 +8,12 @@ fill policies, spelled as scikit-learn spells them: ``strategy`` (or ``fallback`
 """
 
 import numpy as np
-from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, _fit_context
 from sklearn.impute import KNNImputer
-from sklearn.utils.validation import FLOAT_DTYPES
+from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted
 
 from .._blockio import _SCAN_BYTES, RowBlocks, scan_features
-from .._validation import validate_features
+from .._validation import interaction_target_tags, validate_features
 
 #: The fill policies shared by the imputers (``strategy`` / ``fallback`` values).
 FILL_STRATEGIES = ("mean", "constant")
@@ -51,6 +51,94 @@ class BaseImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         tags.target_tags.required = False
         return tags
+
+
+class BaseTransductiveImputer(BaseImputer):
+    """Base class of the graph imputers, whose fit needs the interactions ``y``.
+
+    ``fit_transform(X, y)`` is the transductive result over the fitted items, which
+    :meth:`fit` computes and keeps (subclasses implement ``_fit(X, y)``, setting ``_fit_X``,
+    ``_fit_rows``, ``_fit_packed``, ``_fill`` and ``n_donors_``). :meth:`transform` returns
+    that result for the very matrix seen in ``fit`` (:func:`is_fitted_matrix`) and applies
+    the new-item rule (:func:`impute_new_items`) to any other rows, so that, as for
+    scikit-learn's :class:`~sklearn.preprocessing.TargetEncoder`, ``fit_transform`` is not
+    ``fit().transform()`` on new data. ``transform`` never changes the estimator.
+    """
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Build the graph from ``y`` and impute the missing entries of ``X``.
+
+        Parameters
+        ----------
+        X : array-like or numpy.ma.MaskedArray of shape (n_items, n_features)
+            Item features, ``np.nan`` (or the mask) marking missing entries (a memory map
+            where the estimator says it reads one in blocks).
+        y : {array-like, sparse matrix} of shape (n_items, n_users), default=None
+            Interactions, items as rows. None: no graph, every missing entry takes
+            ``fallback`` (with a warning).
+
+        Returns
+        -------
+        self : object
+            The fitted imputer.
+        """
+        self._fit(X, y)
+        return self
+
+    def fit_transform(self, X, y=None, **fit_params):
+        """Fit, then return ``X`` with its missing entries imputed over the graph.
+
+        Parameters
+        ----------
+        X : array-like or numpy.ma.MaskedArray of shape (n_items, n_features)
+            Item features, ``np.nan`` (or the mask) marking missing entries.
+        y : {array-like, sparse matrix} of shape (n_items, n_users), default=None
+            Interactions, items as rows.
+        **fit_params : dict
+            Not used; present for API consistency.
+
+        Returns
+        -------
+        X_imputed : ndarray or numpy.memmap of shape (n_items, n_features)
+            ``X`` with missing entries filled; observed entries unchanged (a read-only memory
+            map where the estimator writes its result to a file).
+        """
+        return self.fit(X, y)._fitted_result()
+
+    def transform(self, X):
+        """Impute the missing entries of ``X``.
+
+        Parameters
+        ----------
+        X : array-like or numpy.ma.MaskedArray of shape (n_items, n_features)
+            The fitted items (returns the fitted result) or new items (imputed from their
+            nearest fitted items, see the estimator's Notes).
+
+        Returns
+        -------
+        X_imputed : ndarray or numpy.memmap of shape (n_items, n_features)
+            ``X`` with missing entries filled; observed entries unchanged.
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False, lazy=True)
+        F = self._fitted_matrix()
+        if is_fitted_matrix(X, F, self._fit_rows, self._fit_packed):
+            return self._fitted_result()
+        return impute_new_items(self, X, F, self.n_donors_, self._fill)
+
+    def _fitted_matrix(self):
+        """The fitted result as kept (subclasses keeping it in a file check the file)."""
+        return self._fit_X
+
+    def _fitted_result(self):
+        """What ``fit_transform`` returns: a copy, so that changing it cannot change what
+        ``transform`` returns."""
+        return self._fitted_matrix().copy()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        return interaction_target_tags(tags, required=False)
 
 
 def check_observed_columns(n_missing, n_rows, *, what="X"):

@@ -6,23 +6,19 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.base import _fit_context
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import check_is_fitted
 
 from .._blockio import (_IO_BYTES, ResultWriter, RowBlocks, check_out_file,
                         file_identity, open_result, unpack_columns)
-from .._validation import FillValue, Int, check_interactions, interaction_target_tags, \
-    resolve_device
+from .._validation import FillValue, Int, check_interactions, resolve_device
 from ..graph import cointeraction_graph, normalize_adjacency
 from ..propagation import ColumnPropagator, column_groups, propagate_groups
-from ._base import (FILL_STRATEGIES, BaseImputer, fill_row, impute_new_items,
-                    is_fitted_matrix)
+from ._base import FILL_STRATEGIES, BaseTransductiveImputer, fill_row
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
-class FeatPropImputer(BaseImputer):
+class FeatPropImputer(BaseTransductiveImputer):
     """Impute missing item features by feature propagation over the co-interaction graph.
 
     FeatProp (Malitesta et al., 2024) links each item to the ``n_neighbors`` items that share
@@ -172,7 +168,7 @@ class FeatPropImputer(BaseImputer):
     """
 
     _parameter_constraints: dict = {
-        **BaseImputer._parameter_constraints,
+        **BaseTransductiveImputer._parameter_constraints,
         "n_neighbors": [Int(1)],
         "n_iter": [Int(0)],
         "normalization": [StrOptions({"sym", "rw"})],
@@ -207,47 +203,6 @@ class FeatPropImputer(BaseImputer):
         self.column_batch_size = column_batch_size
         self.out_file = out_file
         self.overwrite = overwrite
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
-        """Build the graph from ``y`` and impute the missing entries of ``X``.
-
-        Parameters
-        ----------
-        X : array-like, numpy.ma.MaskedArray or numpy.memmap of shape (n_items, n_features)
-            Item features, ``np.nan`` (or the mask) marking missing entries. A memory map
-            (``np.load(path, mmap_mode="r")``) is read in blocks, never loaded whole.
-        y : {array-like, sparse matrix} of shape (n_items, n_users), default=None
-            Interactions, items as rows. None: no graph, every missing entry takes
-            ``fallback`` (with a warning).
-
-        Returns
-        -------
-        self : FeatPropImputer
-            The fitted imputer.
-        """
-        self._fit(X, y)
-        return self
-
-    def fit_transform(self, X, y=None, **fit_params):
-        """Fit, then return ``X`` with its missing entries imputed by propagation.
-
-        Parameters
-        ----------
-        X : array-like, numpy.ma.MaskedArray or numpy.memmap of shape (n_items, n_features)
-            Item features, ``np.nan`` (or the mask) marking missing entries.
-        y : {array-like, sparse matrix} of shape (n_items, n_users), default=None
-            Interactions, items as rows.
-        **fit_params : dict
-            Not used; present for API consistency.
-
-        Returns
-        -------
-        X_imputed : ndarray or numpy.memmap of shape (n_items, n_features)
-            ``X`` with missing entries filled; observed entries unchanged. With ``out_file``,
-            the file opened read-only as a memory map.
-        """
-        return self.fit(X, y)._fitted_result()
 
     def _fit(self, X, y):
         X = self._validate_X(X, reset=True, lazy=True)
@@ -351,36 +306,6 @@ class FeatPropImputer(BaseImputer):
                                         type(self).__name__)
         return self._fit_X
 
-    def transform(self, X):
-        """Impute the missing entries of ``X``.
-
-        Parameters
-        ----------
-        X : array-like, numpy.ma.MaskedArray or numpy.memmap of shape (n_items, n_features)
-            The fitted items (returns the propagated result) or new items (imputed from their
-            nearest fitted items, see Notes).
-
-        Returns
-        -------
-        X_imputed : ndarray or numpy.memmap of shape (n_items, n_features)
-            ``X`` with missing entries filled; observed entries unchanged. For the fitted
-            matrix with ``out_file``, the file opened read-only as a memory map.
-        """
-        check_is_fitted(self)
-        X = self._validate_X(X, reset=False, lazy=True)
-        F = self._fitted_matrix()
-        if self._is_fitted_matrix(X, F):
-            return self._fitted_result()
-        return self._impute_new_items(X, F)
-
-    def _impute_new_items(self, X, F):
-        """The new-item rule: nearest fitted items by NaN-aware distance, else the fallback."""
-        return impute_new_items(self, X, F, self.n_donors_, self._fill)
-
-    def _is_fitted_matrix(self, X, F):
-        """Whether ``X`` is the matrix seen in ``fit`` (see :func:`is_fitted_matrix`)."""
-        return is_fitted_matrix(X, F, self._fit_rows, self._fit_packed)
-
     def __getstate__(self):
         state = dict(super().__getstate__())
         F = state.get("_fit_X")
@@ -398,10 +323,6 @@ class FeatPropImputer(BaseImputer):
                                           owner=type(self).__name__)
             except ValueError:
                 self._fit_X = None  # reported when the result is used, not while unpickling
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        return interaction_target_tags(tags, required=False)
 
 
 def _groups(prop, reader, masks, groups, rows, partial):

@@ -5,17 +5,14 @@ from numbers import Real
 
 import numpy as np
 import torch
-from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 
-from .._validation import FillValue, Int, check_interactions, interaction_target_tags, \
-    resolve_device
+from .._validation import FillValue, Int, check_interactions, resolve_device
 from ..diffusion import (neighbour_mean, paper_diffusion_operator, paper_graph, rewired_graph,
                          transition_matrix)
 from ..graph import SIMILARITIES, cointeraction_graph, normalize_adjacency
 from ..propagation import propagate_features
-from ._base import FILL_STRATEGIES, BaseImputer, fill_row, impute_new_items, is_fitted_matrix
+from ._base import FILL_STRATEGIES, BaseTransductiveImputer, fill_row
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 METHODS = ("neighmean", "multihop", "ppr", "heat")
@@ -23,7 +20,7 @@ METHODS = ("neighmean", "multihop", "ppr", "heat")
 _PAPER_MAX_ITEMS = 100_000
 
 
-class GraphImputer(BaseImputer):
+class GraphImputer(BaseTransductiveImputer):
     """Impute missing item features from the co-interaction graph: NeighMean, MultiHop, PPR, heat.
 
     The training-free graph imputers of the FeatProp authors (Malitesta et al., CIKM 2024 and
@@ -212,7 +209,7 @@ class GraphImputer(BaseImputer):
     """
 
     _parameter_constraints: dict = {
-        **BaseImputer._parameter_constraints,
+        **BaseTransductiveImputer._parameter_constraints,
         "method": [StrOptions(set(METHODS))],
         "n_neighbors": [Int(1)],
         "similarity": [StrOptions(set(SIMILARITIES))],
@@ -249,46 +246,6 @@ class GraphImputer(BaseImputer):
         self.fill_value = fill_value
         self.device = device
         self.dtype = dtype
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
-        """Build the graph from ``y`` and impute the missing entries of ``X``.
-
-        Parameters
-        ----------
-        X : array-like or numpy.ma.MaskedArray of shape (n_items, n_features)
-            Item features, ``np.nan`` (or the mask) marking missing entries.
-        y : {array-like, sparse matrix} of shape (n_items, n_users), default=None
-            Interactions, items as rows. None: no graph, every missing entry takes
-            ``fallback`` (with a warning).
-
-        Returns
-        -------
-        self : GraphImputer
-            The fitted imputer.
-        """
-        self._fit(X, y)
-        return self
-
-    def fit_transform(self, X, y=None, **fit_params):
-        """Fit, then return ``X`` with its missing entries imputed from the graph.
-
-        Parameters
-        ----------
-        X : array-like or numpy.ma.MaskedArray of shape (n_items, n_features)
-            Item features, ``np.nan`` (or the mask) marking missing entries.
-        y : {array-like, sparse matrix} of shape (n_items, n_users), default=None
-            Interactions, items as rows.
-        **fit_params : dict
-            Not used; present for API consistency.
-
-        Returns
-        -------
-        X_imputed : ndarray of shape (n_items, n_features)
-            ``X`` with missing entries filled; observed entries unchanged.
-        """
-        # A copy, so that changing the result cannot change what ``transform`` returns.
-        return self.fit(X, y)._fit_X.copy()
 
     def _check_compat(self, n_items):
         if not self.paper_compat:
@@ -409,27 +366,3 @@ class GraphImputer(BaseImputer):
                                  t=self.t, n_neighbors=self.n_neighbors, tol=self.tol,
                                  prune_tol=self.prune_tol, rank=self.rank)
         return P, dtype
-
-    def transform(self, X):
-        """Impute the missing entries of ``X``.
-
-        Parameters
-        ----------
-        X : array-like or numpy.ma.MaskedArray of shape (n_items, n_features)
-            The fitted items (returns the graph imputation) or new items (imputed from their
-            nearest fitted items, see Notes).
-
-        Returns
-        -------
-        X_imputed : ndarray of shape (n_items, n_features)
-            ``X`` with missing entries filled; observed entries unchanged.
-        """
-        check_is_fitted(self)
-        X = self._validate_X(X, reset=False, lazy=True)
-        if is_fitted_matrix(X, self._fit_X, self._fit_rows, self._fit_packed):
-            return self._fit_X.copy()
-        return impute_new_items(self, X, self._fit_X, self.n_donors_, self._fill)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        return interaction_target_tags(tags, required=False)
