@@ -37,7 +37,7 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import (Int, Real, check_block_sizes, check_interactions,
-                           interaction_target_tags, masked_to_nan, resolve_device)
+                           masked_to_nan, resolve_device)
 from ..datasets._missing import hide_observed
 from ..diffusion import _paper_graph_from_counts, neighbour_mean
 from ..graph import SIMILARITIES, graph_from_neighbours, neighbour_lists
@@ -45,7 +45,7 @@ from ..metrics._imputation import _HiddenEntries
 from ..metrics._scorer import _IMPUTATION_METRICS
 from .._propagator import ColumnPropagator, reachability_steps
 from ..propagation import _run
-from ._base import BaseImputer, fill_row
+from ._base import BaseTransductiveImputer, fill_row
 from ._graph import _DTYPES, METHODS, GraphImputer
 
 # The GraphImputer parameters that are not searched: passed through to every setting.
@@ -56,7 +56,7 @@ _EXTRA = {"neighmean": (), "multihop": ("n_iter",), "ppr": ("alpha", "n_iter"),
           "heat": ("t", "n_iter")}
 
 
-class GraphImputerCV(BaseImputer):
+class GraphImputerCV(BaseTransductiveImputer):
     """:class:`GraphImputer` with built-in selection of its method, graph and step count.
 
     In the style of :class:`~sklearn.linear_model.RidgeCV`: every setting of a grid over
@@ -453,24 +453,10 @@ default=("neighmean", "multihop", "ppr", "heat")
 
     # --------------------------------------------------------------------------------------
 
-    def fit_transform(self, X, y=None, **fit_params):
-        """Fit, then return ``X`` imputed by the best setting.
+    # fit_transform is the base's: ``fit``, then the best estimator's fitted result.
 
-        Parameters
-        ----------
-        X : array-like or numpy.ma.MaskedArray of shape (n_items, n_features)
-            Item features, ``np.nan`` (or the mask) marking missing entries.
-        y : {array-like, sparse matrix} of shape (n_items, n_users), default=None
-            Interactions, items as rows.
-        **fit_params : dict
-            Not used; present for API consistency.
-
-        Returns
-        -------
-        X_imputed : ndarray of shape (n_items, n_features)
-            ``best_estimator_.fit_transform(X, y)``.
-        """
-        return self.fit(X, y).best_estimator_._fit_X.copy()
+    def _fitted_matrix(self):
+        return self.best_estimator_._fitted_matrix()
 
     def transform(self, X):
         """Impute ``X`` with the best setting (:meth:`GraphImputer.transform`).
@@ -487,10 +473,6 @@ default=("neighmean", "multihop", "ppr", "heat")
         """
         check_is_fitted(self)
         return self.best_estimator_.transform(X)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        return interaction_target_tags(tags, required=False)
 
 
 class _Copy:
