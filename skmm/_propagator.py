@@ -21,6 +21,10 @@ traffic rather than arithmetic:
   touches the rows that have observed entries. Starting from zeros, the first step of such rows
   is exactly the inflow ``P_RK X_K``, so it is not computed.
 * ``P_RK X_K`` reads only the observed rows that carry weight (``used``), gathered per block.
+
+Why one module of this length: the memory-traffic tricks above are interlocked (the blocking
+decides the threads, the buffers and which rows are gathered); split, each piece would need
+the others' invariants restated.
 """
 
 import functools

@@ -20,6 +20,10 @@ the same for many settings, and this estimator does it once:
 
 Each score equals the scorer's, call for call: the same hidden copies (one generator, the same
 draws), the same arithmetic on the same operands.
+
+Why one module of this length: the sharing above only pays if grid, hidden copies, operators
+and scoring are planned together, and the estimator's docstring (the grid, the protocol, the
+results layout, about a third of the lines) documents all of it in one place.
 """
 
 import copy
