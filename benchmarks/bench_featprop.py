@@ -60,7 +60,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _machine import RESULT_TAG, cache_folder, cpu_busy_s, peak_rss_mb, run_in_fresh_process
+from _machine import (RESULT_TAG, cache_folder, cpu_busy_s, data_root, peak_rss_mb,
+                      run_in_fresh_process)
 
 K = 20  # n_neighbors, the paper's default
 
@@ -454,10 +455,9 @@ def main():
         print(RESULT_TAG + json.dumps(out), flush=True)
         return
 
-    repo = Path(__file__).resolve().parents[1]
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-root", default=os.environ.get(
-        "SKMM_DATA", str(repo.parent / "shared" / "data")))
+    parser.add_argument("--data-root", type=data_root, default=data_root(),
+                        help="real datasets (default: $SKMM_DATA, else ../shared/data)")
     parser.add_argument("--quick", action="store_true",
                         help="a small run: Baby 384-d at 30%% and a 100k-item power-law graph")
     parser.add_argument("--repeat", type=int, default=1,

@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _machine import RESULT_TAG, cache_folder, run_in_fresh_process
+from _machine import RESULT_TAG, cache_folder, data_root, run_in_fresh_process
 from bench_featprop import _peak_mb, max_abs_diff, prepare
 
 K = 20  # the authors' top_k (self included); skmm's graphs use K - 1 other items
@@ -246,10 +246,9 @@ def main():
         print(RESULT_TAG + json.dumps(worker(job["method"], job["cdir"], job["gdir"])),
               flush=True)
         return
-    repo = Path(__file__).resolve().parents[1]
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-root", default=os.environ.get(
-        "SKMM_DATA", str(repo.parent / "shared" / "data")))
+    parser.add_argument("--data-root", type=data_root, default=data_root(),
+                        help="real datasets (default: $SKMM_DATA, else ../shared/data)")
     parser.add_argument("--quick", action="store_true",
                         help="Baby at 30%% and a 100k-item power-law graph")
     parser.add_argument("--cases", nargs="*", default=None, help="of: " +
