@@ -583,3 +583,24 @@ def test_grid_search_over_method():
         assert score == pytest.approx(expected)
     np.testing.assert_array_equal(search.best_estimator_.transform(X),
                                   _fit(X, Y, **search.best_params_))
+
+
+@pytest.mark.parametrize("method", ["neighmean", "multihop", "ppr", "heat"])
+@pytest.mark.parametrize("similarity", ["count", "cosine"])
+def test_permutation_equivariance_without_a_top_k_cut(method, similarity):
+    """Relabelling the items relabels the imputation when every neighbour is kept (no top-k
+    cut, so no tie rule decides anything; no pruning of the diffusion rows)."""
+    rng = np.random.default_rng(21)
+    n_items = 30
+    Y = sp.csr_matrix(rng.random((n_items, 40)) < 0.15)
+    X = rng.normal(size=(n_items, 4))
+    X[rng.random((n_items, 4)) < 0.3] = np.nan
+    X[:, 0][np.isnan(X[:, 0])] = 0.5  # keep a column partly observed whatever the draw
+    perm = rng.permutation(n_items)
+    params = dict(method=method, similarity=similarity, n_neighbors=n_items, prune_tol=0.0,
+                  tol=1e-10, device="cpu", dtype="float64")
+    imputer = GraphImputer(**params)
+    base = imputer.fit_transform(X, Y)
+    assert imputer.n_propagated_ > 0.8 * np.isnan(X).sum()  # the graph, not the fallback
+    moved = GraphImputer(**params).fit_transform(X[perm], Y[perm])
+    np.testing.assert_allclose(moved, base[perm], rtol=1e-9, atol=1e-12)
