@@ -9,12 +9,12 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import Ridge
-from sklearn.metrics.pairwise import nan_euclidean_distances
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
 
 from skmm import FeatPropImputer, simulate_missing
 
+from ._imputer_checks import check_new_item_rule
 from .conftest import random_interactions, requires_cuda
 
 
@@ -203,14 +203,8 @@ def test_new_items_use_nearest_fitted_items():
     new[0, 2:] = np.nan
     new[1, :2] = np.nan
     new[2] = np.nan
-    out = imp.transform(new)
-    for i in (0, 1):
-        d = nan_euclidean_distances(new[i:i + 1], completed).ravel()
-        nearest = np.argsort(d, kind="stable")[:3]
-        missing = np.isnan(new[i])
-        np.testing.assert_allclose(out[i, missing], completed[nearest][:, missing].mean(axis=0))
-        np.testing.assert_array_equal(out[i, ~missing], new[i, ~missing])
-    np.testing.assert_allclose(out[2], imp.statistics_)  # nothing observed: the fallback
+    assert imp.n_donors_ == 3
+    out = check_new_item_rule(imp, completed, new, partial_rows=(0, 1), empty_rows=(2,))
     np.testing.assert_array_equal(out[3:], new[3:])
 
 

@@ -8,12 +8,12 @@ import pytest
 import scipy.linalg
 import scipy.sparse as sp
 from sklearn.base import clone
-from sklearn.metrics.pairwise import nan_euclidean_distances
 
 from skmm import FeatPropImputer, GraphImputer
 from skmm.diffusion import n_series_terms, rewired_graph, transition_matrix, truncation_error
 
 from . import _official_graph_imputers as off
+from ._imputer_checks import check_new_item_rule
 from .conftest import random_interactions, requires_cuda
 
 METHODS = ["neighmean", "multihop", "ppr", "heat"]
@@ -402,15 +402,8 @@ def test_transform_of_the_fitted_matrix_and_of_new_items(method):
     new[0, 2:] = np.nan
     new[1, :1] = np.nan
     new[2] = np.nan
-    out = imp.transform(new)
     assert imp.n_donors_ == 3
-    for i in (0, 1):
-        d = nan_euclidean_distances(new[i:i + 1], completed).ravel()
-        nearest = np.argsort(d, kind="stable")[:3]
-        miss = np.isnan(new[i])
-        np.testing.assert_allclose(out[i, miss], completed[nearest][:, miss].mean(axis=0))
-        np.testing.assert_array_equal(out[i, ~miss], new[i, ~miss])
-    np.testing.assert_allclose(out[2], imp.statistics_)  # nothing observed: the fallback
+    out = check_new_item_rule(imp, completed, new, partial_rows=(0, 1), empty_rows=(2,))
     np.testing.assert_array_equal(out[3], new[3])
     # One changed observed value: not the fitted matrix, so the new-item rule.
     X2 = X.copy()
