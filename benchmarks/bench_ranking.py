@@ -36,7 +36,9 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -45,7 +47,8 @@ from _machine import RESULT_TAG, run_in_fresh_process
 K = 20
 N_FACTORS = 64
 N_TRAIN, N_TEST = 10, 5  # interactions per user
-CASES = {"small": (10_000, 100_000), "full": (100_000, 1_000_000)}  # n_users, n_items
+CASES = {"tiny": (2_000, 20_000), "small": (10_000, 100_000),  # n_users, n_items
+         "full": (100_000, 1_000_000)}
 METRICS = ("recall", "ndcg", "precision", "hit_rate")
 
 
@@ -96,7 +99,68 @@ def make_data(n_users, n_items, seed=0):
     return U, V, Y_train, Y_test
 
 
+def gemm_worker(job):
+    """The machine's float32 GEMM rate (torch.mm, best of 5) at the shapes ranking uses."""
+    import torch
+
+    torch.set_num_threads(job["threads"])
+    from skmm.ranking import _factor_batch_sizes
+
+    n_users, n_items = CASES[job["case"]]
+    ub, ib = _factor_batch_sizes(n_users, n_items, 4, job["user_batch_size"],
+                                 job["item_batch_size"])
+    rng = np.random.default_rng(0)
+    rates = {}
+    for name, (m, n) in {"block": (ub, ib), "4096x4096": (4096, 4096)}.items():
+        A = torch.from_numpy(rng.standard_normal((m, N_FACTORS), dtype=np.float32))
+        B = torch.from_numpy(rng.standard_normal((n, N_FACTORS), dtype=np.float32))
+        out = torch.empty(m, n)
+        torch.mm(A, B.T, out=out)
+        best = np.inf
+        for _ in range(5):
+            tic = time.perf_counter()
+            torch.mm(A, B.T, out=out)
+            best = min(best, time.perf_counter() - tic)
+        rates[name] = 2 * m * n * N_FACTORS / best / 1e9
+    return {"gflops": rates, "shape": [ub, ib]}
+
+
+def faiss_worker(job):
+    """faiss ``IndexFlatIP`` exact search, asked for ``K + N_TRAIN`` items so that the top
+    ``K`` after dropping each user's training items is complete (what a faiss user does to
+    exclude seen items), then that filtering."""
+    import faiss
+    import torch
+
+    torch.set_num_threads(job["threads"])
+    faiss.omp_set_num_threads(job["threads"])
+    n_users, n_items = CASES[job["case"]]
+    U, V, Y_train, Y_test = make_data(n_users, n_items)
+    res = {"inputs_mb": _status_mb("VmRSS")}
+    index = faiss.IndexFlatIP(N_FACTORS)
+    index.add(V[:1000])
+    index.search(U[:10], K)  # warm-up
+    index.reset()
+    res["peak_reset"] = _reset_peak()
+    tic = time.perf_counter()
+    index.add(V)
+    _, found = index.search(U, K + N_TRAIN)
+    train = Y_train.T.tocsr()
+    top = np.empty((n_users, K), np.int64)
+    for u in range(n_users):  # drop seen items, keep the first K
+        row = found[u]
+        top[u] = row[~np.isin(row, train.indices[train.indptr[u]:train.indptr[u + 1]])][:K]
+    res["faiss_s"] = time.perf_counter() - tic
+    res["faiss_peak_mb"] = _peak_mb()
+    np.save(job["out"], top)
+    return res
+
+
 def worker(job):
+    if job.get("method") == "gemm":
+        return gemm_worker(job)
+    if job.get("method") == "faiss":
+        return faiss_worker(job)
     import torch
 
     torch.set_num_threads(job["threads"])
@@ -135,6 +199,16 @@ def worker(job):
     if device.startswith("cuda"):
         res["cuda_mb"] = torch.cuda.max_memory_allocated() / 1e6
     res["n_evaluated"] = int(blocked["users"].size)
+    if job.get("out"):
+        import scipy.sparse as sp
+
+        tic = time.perf_counter()
+        top = np.concatenate([t.numpy() for _, t, _ in factor_topk_per_user(
+            torch.from_numpy(U), torch.from_numpy(V), np.arange(n_users), K,
+            exclude=sp.csr_matrix(Y_train.T), user_batch_size=job["user_batch_size"],
+            item_batch_size=job["item_batch_size"])])
+        res["topk_s"] = time.perf_counter() - tic
+        np.save(job["out"], top)
     res["means"] = {m: float(blocked[m].mean()) for m in METRICS}
 
     if job["compare"]:
@@ -192,6 +266,8 @@ def main():
                         help="seconds allowed per case (default 4 h)")
     parser.add_argument("--device", default="cpu",
                         help="where the blocked evaluation runs (default cpu; e.g. cuda)")
+    parser.add_argument("--no-faiss", action="store_true",
+                        help="skip the faiss comparison (it needs faiss-cpu: the bench extra)")
     parser.add_argument("--json", default=None, metavar="PATH",
                         help="also write the result rows to this JSON file")
     args = parser.parse_args()
@@ -214,11 +290,26 @@ def main():
         job = {"case": case, "threads": args.threads, "compare": case == "small",
                "user_batch_size": args.user_batch_size, "item_batch_size": args.item_batch_size,
                "device": args.device}
+        tmp = tempfile.mkdtemp(prefix="bench_ranking_")
+        g = run_worker({**job, "method": "gemm"}, args.timeout)
+        job["out"] = os.path.join(tmp, "skmm.npy")
         r = run_worker(job, args.timeout)
         if "error" in r:
             print(f"  FAILED: {r['error']}", flush=True)
             continue
         rows.append((case, r))
+        r["gemm"] = g.get("gflops", {})
+        if not args.no_faiss:
+            f = run_worker({**job, "method": "faiss", "out": os.path.join(tmp, "faiss.npy")},
+                           args.timeout)
+            if "error" in f:
+                print(f"  faiss FAILED: {f['error']}", flush=True)
+            else:
+                r["faiss"] = f
+                a, b = np.load(job["out"]), np.load(os.path.join(tmp, "faiss.npy"))
+                f["same_order"] = int((a == b).all(axis=1).sum())
+                f["same_set"] = int((np.sort(a, 1) == np.sort(b, 1)).all(axis=1).sum())
+        shutil.rmtree(tmp, ignore_errors=True)
         n_scores = r["n_evaluated"] * n_items
         r["ns_per_score"] = r["blocked_s"] / n_scores * 1e9
         r["gmacs"] = n_scores * N_FACTORS / r["blocked_s"] / 1e9
@@ -241,6 +332,20 @@ def main():
             print(f"  blocked == unblocked: top-{K} items identical for every user: "
                   f"{r['topk_identical']} ({r['topk_users_differing']} users differ); per-user "
                   f"metrics identical: {r['metrics_identical']}", flush=True)
+        flops = 2 * n_users * n_items * N_FACTORS
+        gemm = ", ".join(f"{v:.1f} GFLOP/s at {k}" for k, v in r["gemm"].items())
+        print(f"  machine GEMM rate (torch.mm, best of 5): {gemm}", flush=True)
+        print(f"  skmm factor_topk_per_user (ranking + seen-item exclusion, no metrics): "
+              f"{r['topk_s']:,.1f} s, {flops / r['topk_s'] / 1e9:.1f} GFLOP/s", flush=True)
+        if "faiss" in r:
+            f = r["faiss"]
+            print(f"  faiss IndexFlatIP (add + search k={K + N_TRAIN} + drop seen items): "
+                  f"{f['faiss_s']:,.1f} s, {flops / f['faiss_s'] / 1e9:.1f} GFLOP/s, peak RSS "
+                  f"{f['faiss_peak_mb']:,.0f} MB; others used {f['others_cpu']:.0%} of the CPUs",
+                  flush=True)
+            print(f"  faiss time / skmm time: {f['faiss_s'] / r['topk_s']:.2f}x; same top-{K} "
+                  f"in the same order for {f['same_order']:,} of {n_users:,} users, same set "
+                  f"for {f['same_set']:,} (faiss breaks exact ties arbitrarily)", flush=True)
         print(f"  other processes used {r['others_cpu']:.0%} of the CPUs; load average "
               f"{r['load'][0]:.1f} -> {r['load'][1]:.1f}", flush=True)
 

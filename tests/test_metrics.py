@@ -247,7 +247,7 @@ def test_sorted_topk_breaks_ties_by_lower_index(n_cols, k):
 @pytest.mark.parametrize("tied", [True, False])
 @pytest.mark.parametrize("item_batch_size", [1, 3, 4, 7, 10, 36, 37, 100])
 @pytest.mark.parametrize("user_batch_size", [1, 5, None])
-def test_blocked_topk_equals_reference(tied, item_batch_size, user_batch_size):
+def test_blocked_topk_equals_reference(selection, tied, item_batch_size, user_batch_size):
     U, V, Y, exclude = _factor_problem(1 if tied else 2, tied=tied)
     S = U @ V.T  # (n_users, n_items); exact for the integer factors
     users = np.arange(U.shape[0])
@@ -269,6 +269,58 @@ def test_blocked_topk_equals_reference(tied, item_batch_size, user_batch_size):
         _, unblocked, _ = _collect(_ranking.topk_per_user(
             lambda u: torch.from_numpy(S[u]), users, V.shape[0], k, exclude=excl))
         np.testing.assert_array_equal(unblocked, expected)
+
+
+@pytest.fixture(params=["kernel", "torch"])
+def selection(request, monkeypatch):
+    """Both selection paths of the ranking engine on the CPU: the numba kernel (the CPU's)
+    and the torch chunk-pruning path (other devices'), the latter with narrow chunks so that
+    blocks span several chunks and a tail."""
+    if request.param == "torch":
+        monkeypatch.setattr(_ranking, "_USE_KERNEL", False)
+        monkeypatch.setattr(_ranking, "_CHUNK", 8)
+    return request.param
+
+
+@pytest.mark.parametrize("item_batch_size", [5, 64, 300, 700, 2000])
+def test_blocked_topk_equals_reference_on_wide_blocks(selection, item_batch_size):
+    # Blocks wider than the kernel's chunk (256 scores), ties everywhere (integer factors),
+    # excluded items inside every chunk, exclusions given unsorted and duplicated, users whose
+    # k exceeds their non-excluded items.
+    rng = np.random.default_rng(7)
+    n_users, n_items = 40, 2000
+    U = rng.integers(-2, 3, size=(n_users, 3)).astype(np.float32)
+    V = rng.integers(-2, 3, size=(n_items, 3)).astype(np.float32)
+    excluded = rng.random((n_users, n_items)) < 0.05
+    excluded[:3, :] = True
+    excluded[:3, rng.choice(n_items, 4, replace=False)] = False  # 4 allowed items, k = 9
+    r, c = np.nonzero(excluded)
+    order = rng.permutation(len(r))
+    r, c = np.concatenate([r[order], r[:50]]), np.concatenate([c[order], c[:50]])
+    excl = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(n_users, n_items))
+    excl.has_sorted_indices = False
+    S = (U.astype(np.float64) @ V.T.astype(np.float64))
+    for k in (1, 9, 20):
+        users, items, values = _collect(_ranking.factor_topk_per_user(
+            torch.from_numpy(U), torch.from_numpy(V), np.arange(n_users), k, exclude=excl,
+            user_batch_size=16, item_batch_size=item_batch_size))
+        expected = _ref_topk(S, k, excluded)
+        np.testing.assert_array_equal(items, expected)
+        np.testing.assert_array_equal(
+            values, np.take_along_axis(np.where(excluded, -np.inf, S), expected, axis=1))
+
+
+def test_blocked_topk_nan_raises_on_both_paths(selection):
+    U = torch.ones((4, 2))
+    V = torch.ones((600, 2))
+    V[450, 0] = torch.nan  # in a later block, below no threshold: still caught
+    with pytest.raises(ValueError, match="NaN"):
+        list(_ranking.factor_topk_per_user(U, V, np.arange(4), 3, item_batch_size=300))
+    # A NaN score that is excluded is not a score at all.
+    excl = sp.csr_matrix((np.ones(4), (np.arange(4), np.full(4, 450))), shape=(4, 600))
+    _, items, _ = _collect(_ranking.factor_topk_per_user(U, V, np.arange(4), 3, exclude=excl,
+                                                         item_batch_size=300))
+    np.testing.assert_array_equal(items, np.tile([0, 1, 2], (4, 1)))
 
 
 @pytest.mark.parametrize("item_batch_size", [1, 4, 7, 16, 37, 64])

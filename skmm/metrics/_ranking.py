@@ -166,9 +166,10 @@ def evaluate_factors(Y_true, user_factors, item_factors, *, k=20, exclude=None,
     -----
     The factors are used in float64 when either of them is float64, else in float32. Peak
     memory beyond the factors and the sparse matrices is about one score block
-    (``user_batch_size * item_batch_size * itemsize`` bytes) plus ``torch.topk``'s working
-    space; time is dominated by the ``n_users * n_items * n_factors`` multiply-adds and the
-    per-block ``torch.topk``.
+    (``user_batch_size * item_batch_size * itemsize`` bytes) plus ``O(user_batch_size * k)``
+    for the running top k. Time is dominated by the ``n_users * n_items * n_factors``
+    multiply-adds: on the CPU the selection reads each score once in a compiled pass
+    (:mod:`skmm.ranking`), so exact ranking runs near the machine's matrix-product rate.
 
     Examples
     --------
