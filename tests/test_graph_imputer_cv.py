@@ -238,6 +238,8 @@ def test_random_state_instance_is_copied():
     ({"paper_compat": True, "similarities": ("count", "cosine")}, "similarities"),
     ({"paper_compat": True, "n_neighbors": (5, 61)}, "n_neighbors=61"),
     ({"dtype": "float16"}, "dtype"),
+    ({"selection": "1se"}, "selection"),
+    ({"selection": None}, "selection"),
 ])
 def test_bad_grid_values_name_the_parameter(params, name):
     X, Y = _data()
@@ -274,3 +276,76 @@ def test_refit_reusing_the_search_operator_equals_a_fresh_fit(method, extra, mon
     np.testing.assert_array_equal(out, fresh.transform(X))
     assert (cv.best_estimator_.graph_ != fresh.graph_).nnz == 0
     assert cv.best_estimator_.n_propagated_ == fresh.n_propagated_
+
+
+# --- selection="one_se" ---------------------------------------------------------------------
+
+def test_one_se_rule_on_a_hand_built_score_table():
+    """Best: 0.5 with std 0.25 over 4 copies, so SE = 0.125 and the threshold is 0.375
+    (all exact in binary). Within it: settings 1, 2, 5, 6, 7 (2 on the threshold itself);
+    below: 3, 8; NaN: 4. Fewest steps: 2, 5, 6, 7 have one step (NeighMean counts one); of
+    those the fewest neighbours: 5, 6, 7 (k=5); the method order puts NeighMean (6, 7) before
+    PPR (5); grid order then picks 6 over 7."""
+    mh, nm, ppr = "multihop", "neighmean", "ppr"
+    settings = [
+        {"method": mh, "similarity": "count", "n_neighbors": 10, "n_iter": 3},  # 0 best
+        {"method": mh, "similarity": "count", "n_neighbors": 5, "n_iter": 3},   # 1 within
+        {"method": mh, "similarity": "count", "n_neighbors": 20, "n_iter": 1},  # 2 boundary
+        {"method": nm, "similarity": "count", "n_neighbors": 2},                # 3 below
+        {"method": mh, "similarity": "count", "n_neighbors": 10, "n_iter": 0},  # 4 NaN
+        {"method": ppr, "similarity": "count", "n_neighbors": 5, "alpha": 0.1,
+         "n_iter": 1},                                                          # 5 within
+        {"method": nm, "similarity": "count", "n_neighbors": 5},                # 6 within
+        {"method": nm, "similarity": "cosine", "n_neighbors": 5},               # 7 within
+        {"method": mh, "similarity": "count", "n_neighbors": 50, "n_iter": 0},  # 8 below
+    ]
+    mean = np.array([0.5, 0.45, 0.375, 0.37, np.nan, 0.47, 0.4, 0.49, 0.25])
+    std = np.array([0.25, 0.0, 0.3, 0.1, np.nan, 0.2, 0.1, 0.1, 0.0])
+    assert graph_cv._select("best", mean, std, 4, settings) == 0
+    assert graph_cv._select("one_se", mean, std, 4, settings) == 6
+    # Without setting 6 and 7 (moved below the threshold) PPR at k=5 is next; without those
+    # three, the boundary setting 2 (one step, k=20).
+    mean[[6, 7]] = 0.3
+    assert graph_cv._select("one_se", mean, std, 4, settings) == 5
+    mean[5] = 0.3
+    assert graph_cv._select("one_se", mean, std, 4, settings) == 2
+    # A single copy: SE 0, so only the settings tied with the best count.
+    mean = np.array([0.5, 0.5, 0.5, 0.1, np.nan, 0.5, 0.2, 0.2, 0.1])
+    assert graph_cv._select("one_se", mean, np.zeros(9), 1, settings) == 5
+    assert graph_cv._select("best", mean, np.zeros(9), 1, settings) == 0
+
+
+def _documented_complexity(params):
+    order = ("neighmean", "multihop", "ppr", "heat")
+    steps = 1 if params["method"] == "neighmean" else params["n_iter"]
+    return steps, params["n_neighbors"], order.index(params["method"])
+
+
+def test_one_se_choice_end_to_end():
+    X, Y = _data(seed=0)
+    kw = dict(n_neighbors=(2, 5, 9), n_iter=(0, 1, 2, 4, 8), alphas=(0.1, 0.4),
+              modalities=MODALITIES, n_repeats=4, device="cpu")
+    best = GraphImputerCV(**kw).fit(X, Y)
+    cv = GraphImputerCV(selection="one_se", **kw)
+    out = cv.fit_transform(X, Y)
+    res = cv.cv_results_
+    for key in ("mean_test_score", "std_test_score", "rank_test_score", "split3_test_score"):
+        np.testing.assert_array_equal(res[key], best.cv_results_[key])  # unchanged
+    assert res["params"] == best.cv_results_["params"]
+    # The threshold from the per-copy scores, computed here.
+    splits = np.stack([res[f"split{r}_test_score"] for r in range(4)], axis=1)
+    mean = splits.mean(axis=1)
+    top = int(np.nanargmax(mean))
+    threshold = mean[top] - splits[top].std() / 2.0
+    chosen = cv.best_index_
+    assert mean[chosen] >= threshold - 1e-12
+    assert cv.best_score_ == res["mean_test_score"][chosen]
+    assert cv.best_params_ == res["params"][chosen]
+    # No more complex than the argmax, and the simplest of those within one SE.
+    assert _documented_complexity(cv.best_params_) <= _documented_complexity(best.best_params_)
+    within = [i for i in range(len(mean)) if mean[i] >= threshold + 1e-12]
+    assert all(_documented_complexity(res["params"][i]) >= _documented_complexity(
+        cv.best_params_) for i in within)
+    assert cv.best_index_ != best.best_index_  # the case is one where the rule matters
+    ref = GraphImputer(**cv.best_params_, device="cpu").fit_transform(X, Y)
+    np.testing.assert_array_equal(out, ref)

@@ -130,6 +130,20 @@ default=("neighmean", "multihop", "ppr", "heat")
     random_state : int or RandomState instance, default=0
         Seeds the hiding, as in :func:`~skmm.metrics.make_imputation_scorer`; a RandomState
         is copied, so that every fit hides the same entries. None is refused.
+    selection : {"best", "one_se"}, default="best"
+        How the setting is chosen from ``cv_results_`` (which does not depend on it).
+        ``"best"``: the largest ``mean_test_score``. ``"one_se"``: the one-standard-error rule,
+        preferring fewer steps and a smaller graph where the scores cannot tell them apart:
+        among the settings whose ``mean_test_score`` is at least ``m - s / sqrt(n_repeats)``,
+        with ``m`` and ``s`` the ``mean_test_score`` and ``std_test_score`` of the best
+        setting (``s`` the standard deviation over the hidden copies, as reported, so
+        ``s / sqrt(n_repeats)`` is the standard error of ``m``), the simplest: the fewest
+        ``n_iter`` (``"neighmean"``, one neighbour average, counting as one step), then the
+        fewest ``n_neighbors``, then the method in the fixed order ``"neighmean"``,
+        ``"multihop"``, ``"ppr"``, ``"heat"``, then grid order (similarity in the order of
+        ``similarities``, then ``alphas`` / ``ts`` as given). With ``n_repeats=1`` the
+        standard error is 0 and the rule picks the simplest of the settings tied with the
+        best.
     symmetric, tol, prune_tol, rank, paper_compat, fallback, fill_value, device, dtype
         Passed to every :class:`GraphImputer` setting, as there. With ``paper_compat=True``
         the graphs are the authors' (:func:`~skmm.diffusion.paper_graph`, built from one
@@ -146,14 +160,17 @@ default=("neighmean", "multihop", "ppr", "heat")
         ``std_test_score`` (over copies) and ``rank_test_score`` (1 is best; equal scores
         share the smaller rank; NaN scores rank last).
     best_index_ : int
-        The index of the best setting: the largest ``mean_test_score``; among equal scores the
-        first in grid order (so the smaller ``k`` and fewer steps, with ascending grids).
+        The index of the chosen setting. With ``selection="best"`` the largest
+        ``mean_test_score``; among equal scores the first in grid order (so the smaller ``k``
+        and fewer steps, with ascending grids). With ``"one_se"`` see ``selection``.
     best_params_ : dict
-        The best setting: ``method``, ``similarity``, ``n_neighbors``, and ``n_iter``,
+        The chosen setting: ``method``, ``similarity``, ``n_neighbors``, and ``n_iter``,
         ``alpha`` or ``t`` where the method has them.
     best_score_ : float
-        Its ``mean_test_score``. Optimistic, being a maximum over the grid: for an unbiased
-        estimate of recovery, score the chosen setting on fresh hidden copies.
+        Its ``mean_test_score``. With ``selection="best"`` the maximum over the grid, hence
+        optimistic: for an unbiased estimate of recovery, score the chosen setting on fresh
+        hidden copies. With ``"one_se"`` the chosen (simpler) setting's own score, within
+        one standard error below the maximum ``cv_results_["mean_test_score"].max()``.
     best_estimator_ : GraphImputer
         ``GraphImputer(**passthrough, **best_params_)`` fitted on ``X`` and ``y``, with
         ``passthrough`` the parameters listed above; :meth:`transform` is its ``transform``.
@@ -176,7 +193,7 @@ default=("neighmean", "multihop", "ppr", "heat")
     its path. The parameters that are not searched are passed through, and another parameter
     can still be searched around this estimator.
 
-    **Grid order** (that of ``cv_results_`` and of the tie rule): by method in the order of
+    **Grid order** (that of ``cv_results_`` and of the tie rules): by method in the order of
     ``methods``, then similarity, then ``k``, then ``alpha`` (PPR) or ``t`` (heat), then
     ``n_iter``, each in the order given.
 
@@ -226,12 +243,14 @@ default=("neighmean", "multihop", "ppr", "heat")
         "metric": [StrOptions(set(_IMPUTATION_METRICS))],
         "n_repeats": [Int(1)],
         "random_state": [Int(0, 2**32 - 1), np.random.RandomState],
+        "selection": [StrOptions({"best", "one_se"})],
     }
 
     def __init__(self, methods=METHODS, n_neighbors=tuple(range(10, 101, 10)),
                  n_iter=tuple(range(1, 21)), similarities=("count",), alphas=(0.1,),
                  ts=(5.0,), *, modalities=None, mode="auto", fraction=0.1,
-                 metric="centred_cosine", n_repeats=5, random_state=0, symmetric=False,
+                 metric="centred_cosine", n_repeats=5, random_state=0, selection="best",
+                 symmetric=False,
                  tol=1e-4, prune_tol=1e-4, rank="value", paper_compat=False, fallback="mean",
                  fill_value=0.0, device="auto", dtype="float32"):
         self.methods = methods
@@ -246,6 +265,7 @@ default=("neighmean", "multihop", "ppr", "heat")
         self.metric = metric
         self.n_repeats = n_repeats
         self.random_state = random_state
+        self.selection = selection
         self.symmetric = symmetric
         self.tol = tol
         self.prune_tol = prune_tol
@@ -450,7 +470,8 @@ default=("neighmean", "multihop", "ppr", "heat")
                           "fraction); the first setting is chosen.", UserWarning, stacklevel=3)
             best = 0
         else:
-            best = int(np.argmax(finite))  # the first of equal maxima: grid order
+            best = _select(self.selection, mean, results["std_test_score"], scores.shape[1],
+                           settings)
         self.best_index_ = best
         self.best_params_ = dict(settings[best])
         self.best_score_ = float(mean[best])
@@ -572,6 +593,33 @@ def _keep_if_best(kept, at, scores, prepared):
         if kept is None or key > kept[1]:
             kept = (i, key, prepared)
     return kept
+
+
+def _complexity(params):
+    """The one-standard-error rule's order of simplicity of a setting (smaller is simpler):
+    fewer propagation steps (NeighMean, one neighbour average, counts as one step), then
+    fewer neighbours, then the method in the fixed order of ``METHODS`` (``"neighmean"``,
+    ``"multihop"``, ``"ppr"``, ``"heat"``); the caller breaks the remaining ties by grid
+    order (similarity in the order of ``similarities``, then ``alpha`` / ``t`` as given)."""
+    steps = 1 if params["method"] == "neighmean" else params["n_iter"]
+    return (steps, params["n_neighbors"], METHODS.index(params["method"]))
+
+
+def _select(selection, mean, std, n_repeats, settings):
+    """The index of the chosen setting, from the settings' mean and std (over the
+    ``n_repeats`` hidden copies) of their scores; not every score NaN.
+
+    ``"best"``: the largest mean, the first in grid order among equal ones. ``"one_se"``: of
+    the settings whose mean is at least ``best - std[best] / sqrt(n_repeats)`` (the best
+    setting's standard error), the simplest by :func:`_complexity`, then the first in grid
+    order. NaN means are never chosen."""
+    finite = np.where(np.isnan(mean), -np.inf, mean)
+    best = int(np.argmax(finite))  # the first of equal maxima: grid order
+    if selection == "best":
+        return best
+    threshold = mean[best] - std[best] / np.sqrt(n_repeats)
+    within = np.flatnonzero(finite >= threshold)
+    return int(min(within, key=lambda i: (_complexity(settings[i]), i)))
 
 
 def _key(params):
