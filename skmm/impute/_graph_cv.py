@@ -45,7 +45,7 @@ from .._validation import (Int, Real, check_block_sizes, check_interactions,
 from ..datasets._missing import hide_observed
 from ..diffusion import _paper_graph_from_counts, neighbour_mean
 from ..graph import SIMILARITIES, graph_from_neighbours, neighbour_lists
-from ..metrics._imputation import _HiddenEntries
+from ..metrics._imputation import _HiddenEntries, _uniform_average
 from ..metrics._scorer import _IMPUTATION_METRICS
 from .._propagator import ColumnPropagator, reachability_steps
 from ..propagation import _run
@@ -144,6 +144,18 @@ default=("neighmean", "multihop", "ppr", "heat")
         ``similarities``, then ``alphas`` / ``ts`` as given). With ``n_repeats=1`` the
         standard error is 0 and the rule picks the simplest of the settings tied with the
         best.
+    per_block : bool, default=False
+        Choose one setting per modality block (the blocks of ``modalities``; one block when
+        None), each on the block's own score, as :class:`~sklearn.linear_model.RidgeCV`'s
+        ``alpha_per_target`` chooses one ``alpha`` per target. The graph and the propagation
+        work column by column, so the blocks share the search's work: the per-block scores
+        are those the pooled score averages (per copy, a block's score is its term in
+        :func:`~skmm.metrics.imputation_score`'s ``multioutput="raw_values"``). The refit
+        fits, per block, ``GraphImputer(**best_params_[b])`` on that block's columns alone;
+        up to float rounding this is the block's columns of that setting fitted on all of
+        ``X`` (bit for bit where every block is missing on the same rows; otherwise a fit on
+        all of ``X`` also propagates the rows that miss only another block, which reorders
+        some sums). ``selection`` applies per block.
     symmetric, tol, prune_tol, rank, paper_compat, fallback, fill_value, device, dtype
         Passed to every :class:`GraphImputer` setting, as there. With ``paper_compat=True``
         the graphs are the authors' (:func:`~skmm.diffusion.paper_graph`, built from one
@@ -158,7 +170,11 @@ default=("neighmean", "multihop", "ppr", "heat")
         where the setting has no such parameter, e.g. ``param_n_iter`` for ``"neighmean"``),
         ``split<r>_test_score`` (hidden copy ``r``), ``mean_test_score``,
         ``std_test_score`` (over copies) and ``rank_test_score`` (1 is best; equal scores
-        share the smaller rank; NaN scores rank last).
+        share the smaller rank; NaN scores rank last). With ``per_block=True`` also, for each
+        block ``b``, the same four for the block's own score, suffixed ``_block<b>``:
+        ``split<r>_test_score_block<b>``, ``mean_test_score_block<b>``,
+        ``std_test_score_block<b>`` and ``rank_test_score_block<b>`` (as
+        :class:`~sklearn.model_selection.GridSearchCV` suffixes a metric's name).
     best_index_ : int
         The index of the chosen setting. With ``selection="best"`` the largest
         ``mean_test_score``; among equal scores the first in grid order (so the smaller ``k``
@@ -171,9 +187,17 @@ default=("neighmean", "multihop", "ppr", "heat")
         optimistic: for an unbiased estimate of recovery, score the chosen setting on fresh
         hidden copies. With ``"one_se"`` the chosen (simpler) setting's own score, within
         one standard error below the maximum ``cv_results_["mean_test_score"].max()``.
-    best_estimator_ : GraphImputer
+
+        With ``per_block=True``, ``best_index_`` and ``best_score_`` are ndarrays of shape
+        ``(n_blocks,)`` and ``best_params_`` a list of ``n_blocks`` dicts: block ``b``'s
+        setting, its index and its ``mean_test_score_block<b>``.
+    best_estimator_ : GraphImputer or list of GraphImputer
         ``GraphImputer(**passthrough, **best_params_)`` fitted on ``X`` and ``y``, with
         ``passthrough`` the parameters listed above; :meth:`transform` is its ``transform``.
+        With ``per_block=True`` a list: block ``b``'s ``GraphImputer(**passthrough,
+        **best_params_[b])`` fitted on ``X[:, block b]`` and ``y``; :meth:`transform` puts
+        their ``transform`` of each block's columns side by side (so new items take the
+        new-item rule block by block, from the block's own columns).
     n_features_in_ : int
         Number of features seen during :term:`fit`.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -244,13 +268,14 @@ default=("neighmean", "multihop", "ppr", "heat")
         "n_repeats": [Int(1)],
         "random_state": [Int(0, 2**32 - 1), np.random.RandomState],
         "selection": [StrOptions({"best", "one_se"})],
+        "per_block": ["boolean"],
     }
 
     def __init__(self, methods=METHODS, n_neighbors=tuple(range(10, 101, 10)),
                  n_iter=tuple(range(1, 21)), similarities=("count",), alphas=(0.1,),
                  ts=(5.0,), *, modalities=None, mode="auto", fraction=0.1,
                  metric="centred_cosine", n_repeats=5, random_state=0, selection="best",
-                 symmetric=False,
+                 per_block=False, symmetric=False,
                  tol=1e-4, prune_tol=1e-4, rank="value", paper_compat=False, fallback="mean",
                  fill_value=0.0, device="auto", dtype="float32"):
         self.methods = methods
@@ -266,6 +291,7 @@ default=("neighmean", "multihop", "ppr", "heat")
         self.n_repeats = n_repeats
         self.random_state = random_state
         self.selection = selection
+        self.per_block = per_block
         self.symmetric = symmetric
         self.tol = tol
         self.prune_tol = prune_tol
@@ -343,7 +369,7 @@ default=("neighmean", "multihop", "ppr", "heat")
                              "metric='neg_mse'.")
         grid = self._grid()
         settings = self._settings(grid)
-        self._validate_X(X, reset=True)  # n_features_in_, feature names
+        Xv = self._validate_X(X, reset=True)  # n_features_in_, feature names
         # As the scorer reads X: float64 or float32, NaN for missing.
         Xs = check_array(masked_to_nan(X), dtype=("float64", "float32"),
                          ensure_all_finite="allow-nan", input_name="X")
@@ -365,18 +391,30 @@ default=("neighmean", "multihop", "ppr", "heat")
                           "same; the first setting is chosen. Pass the (n_items, n_users) "
                           "interaction matrix as y.", UserWarning, stacklevel=2)
         copies = self._hidden_copies(Xs)
-        scores = np.full((len(settings), len(copies)), np.nan)
+        n_blocks = 1 if self.modalities is None else len(self.modalities)
+        # The score of each setting on each copy, and its per-block scores (those the score
+        # averages).
+        scores = _Scores(len(settings), len(copies), n_blocks)
         index = {_key(p): i for i, p in enumerate(settings)}
         if Y is None:
             for r, c in enumerate(copies):
-                scores[:, r] = c.score(c.base)
+                for i in range(len(settings)):
+                    scores.put(i, r, c.score(c.base))
         kept = None
         if Y is not None:
             kept = self._score_all(Y, grid, settings, index, copies, scores)
         self._results(settings, scores)
-        best = self._imputer(self.best_params_)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the no-y warning was given above
+            if self.per_block:
+                # Each block imputed alone with its setting: the graph and the propagation
+                # are column by column, so these are the block's columns of a fit on all of
+                # X with that setting.
+                self.best_estimator_ = [
+                    self._imputer(params).fit(Xv[:, cols], y)
+                    for params, cols in zip(self.best_params_, self._block_slices())]
+                return self
+            best = self._imputer(self.best_params_)
             if kept is not None and kept[0] == self.best_index_:
                 # The chosen setting's graph and operator, built during the search (the
                 # operator's rows include every row missing in X): the refit only propagates.
@@ -428,7 +466,7 @@ default=("neighmean", "multihop", "ppr", "heat")
                             c._check_range(dtype)
                             rows, values, reached = neighbour_mean(
                                 A, c.X_hidden, paper_compat=self.paper_compat, dtype=dtype)
-                            scores[i, r] = c.score(c.assemble(rows, values, reached))
+                            scores.put(i, r, c.score(c.assemble(rows, values, reached)))
                         continue
                     variants = {"ppr": [{"alpha": a} for a in grid["alphas"]],
                                 "heat": [{"t": t} for t in grid["ts"]]}.get(method, [{}])
@@ -439,8 +477,8 @@ default=("neighmean", "multihop", "ppr", "heat")
                         for r, c in enumerate(copies):
                             for i, value in zip(at, c.score_steps(P, grid["n_iter"], device,
                                                                   wdtype)):
-                                scores[i, r] = value
-                        kept = _keep_if_best(kept, at, scores, (A, (P, wdtype)))
+                                scores.put(i, r, value)
+                        kept = _keep_if_best(kept, at, scores.total, (A, (P, wdtype)))
                         del P
         return kept
 
@@ -455,32 +493,56 @@ default=("neighmean", "multihop", "ppr", "heat")
                 if name in p:
                     col[i] = p[name]
             results[f"param_{name}"] = col
-        for r in range(scores.shape[1]):
-            results[f"split{r}_test_score"] = scores[:, r].copy()
-        # The scorer's own mean over its repeats: np.mean of the list of per-copy scores.
-        mean = np.array([float(np.mean(list(row))) for row in scores])
-        results["mean_test_score"] = mean
-        results["std_test_score"] = scores.std(axis=1)
-        finite = np.where(np.isnan(mean), -np.inf, mean)
-        rank = rankdata(-finite, method="min").astype(np.int32)
-        results["rank_test_score"] = rank
+        tables = [("", scores.total)]
+        if self.per_block:
+            tables += [(f"_block{b}", scores.blocks[:, :, b])
+                       for b in range(scores.blocks.shape[2])]
+        chosen = []
+        for suffix, table in tables:
+            for r in range(table.shape[1]):
+                results[f"split{r}_test_score{suffix}"] = table[:, r].copy()
+            # The scorer's own mean over its repeats: np.mean of the list of per-copy scores.
+            mean = np.array([float(np.mean(list(row))) for row in table])
+            std = table.std(axis=1)
+            results[f"mean_test_score{suffix}"] = mean
+            results[f"std_test_score{suffix}"] = std
+            finite = np.where(np.isnan(mean), -np.inf, mean)
+            results[f"rank_test_score{suffix}"] = rankdata(-finite, method="min").astype(
+                np.int32)
+            if suffix == "" and self.per_block:
+                continue  # the choice is per block
+            if np.isnan(mean).all():
+                where = f" of block {suffix[6:]}" if suffix else ""
+                warnings.warn(f"Every setting scored NaN{where} (no hidden entry was scored: "
+                              f"raise fraction); the first setting is chosen.", UserWarning,
+                              stacklevel=3)
+                chosen.append((0, float(mean[0])))
+            else:
+                best = _select(self.selection, mean, std, table.shape[1], settings)
+                chosen.append((best, float(mean[best])))
         self.cv_results_ = results
-        if np.isnan(mean).all():
-            warnings.warn("Every setting scored NaN (no hidden entry was scored: raise "
-                          "fraction); the first setting is chosen.", UserWarning, stacklevel=3)
-            best = 0
+        if self.per_block:
+            self.best_index_ = np.array([i for i, _ in chosen], dtype=np.intp)
+            self.best_params_ = [dict(settings[i]) for i, _ in chosen]
+            self.best_score_ = np.array([score for _, score in chosen])
         else:
-            best = _select(self.selection, mean, results["std_test_score"], scores.shape[1],
-                           settings)
-        self.best_index_ = best
-        self.best_params_ = dict(settings[best])
-        self.best_score_ = float(mean[best])
+            (best, score), = chosen
+            self.best_index_ = best
+            self.best_params_ = dict(settings[best])
+            self.best_score_ = score
+
+    def _block_slices(self):
+        sizes = [self.n_features_in_] if self.modalities is None else list(self.modalities)
+        bounds = np.concatenate(([0], np.cumsum(sizes)))
+        return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
     # --------------------------------------------------------------------------------------
 
     # fit_transform is the base's: ``fit``, then the best estimator's fitted result.
 
     def _fitted_matrix(self):
+        if self.per_block:
+            return np.hstack([est._fitted_matrix() for est in self.best_estimator_])
         return self.best_estimator_._fitted_matrix()
 
     def transform(self, X):
@@ -497,7 +559,11 @@ default=("neighmean", "multihop", "ppr", "heat")
             ``X`` with missing entries filled; observed entries unchanged.
         """
         check_is_fitted(self)
-        return self.best_estimator_.transform(X)
+        if not self.per_block:
+            return self.best_estimator_.transform(X)
+        X = self._validate_X(X, reset=False)
+        return np.hstack([est.transform(X[:, cols])
+                          for est, cols in zip(self.best_estimator_, self._block_slices())])
 
 
 class _Copy:
@@ -528,8 +594,10 @@ class _Copy:
         np.copyto(self.base, fill, where=self.miss)
 
     def score(self, rows_values):
-        value = self.entries.score(rows_values)
-        return -value if self.negate else value
+        """``(score, per-block scores)`` of an imputation of the hidden rows."""
+        raw = self.entries.score(rows_values, multioutput="raw_values")
+        value = _uniform_average(raw)  # what the scorer's imputation_score returns
+        return (-value, -raw) if self.negate else (value, raw)
 
     def _check_range(self, wdtype):
         if self.absmax > np.finfo(wdtype).max:
@@ -581,6 +649,18 @@ class _Copy:
         reach = list(reachability_steps(prop.P_rr, prop.touches_known, miss_rows,
                                         prop.partial.size == 0, n_max, rows=at))
         return [self.score(self._take(snaps[s], reach[s])) for s in steps]
+
+
+class _Scores:
+    """The score table: ``total[setting, copy]``, the scorer's score, and
+    ``blocks[setting, copy, block]``, the per-block scores it averages."""
+
+    def __init__(self, n_settings, n_copies, n_blocks):
+        self.total = np.full((n_settings, n_copies), np.nan)
+        self.blocks = np.full((n_settings, n_copies, n_blocks), np.nan)
+
+    def put(self, i, r, score):
+        self.total[i, r], self.blocks[i, r] = score
 
 
 def _keep_if_best(kept, at, scores, prepared):
