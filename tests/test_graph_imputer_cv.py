@@ -43,7 +43,7 @@ def _reference_scores(cv, X, Y, n_repeats):
     """For every setting of ``cv``: the scorer on a separately fitted GraphImputer, per hidden
     copy and in the mean (``n_repeats`` copies)."""
     common = dict(modalities=cv.modalities, mode=cv.mode, fraction=cv.fraction,
-                  metric=cv.metric, random_state=cv.random_state)
+                  metric=cv.metric, random_state=cv.random_state, stratify=cv.stratify)
     mean_scorer = make_imputation_scorer(n_repeats=n_repeats, **common)
     first_scorer = make_imputation_scorer(n_repeats=1, **common)
     means, firsts = [], []
@@ -65,6 +65,8 @@ GRID = dict(n_neighbors=(2, 5, 9), n_iter=(0, 1, 3, 6), alphas=(0.1, 0.4), ts=(1
     dict(similarities=("cosine", "jaccard", "count"), metric="neg_mse"),
     dict(mask="entries", mode="entry", metric="mse_skill", dtype="float64"),
     dict(X_dtype=np.float32, fallback="constant", fill_value=-1.0),
+    dict(stratify="degree"),
+    dict(mask="entries", mode="entry", stratify="degree", metric="neg_mse"),
 ])
 def test_scores_equal_separate_fits_of_each_setting(case):
     """The sharing (one neighbour list, one operator, one propagation read after every step)
@@ -242,6 +244,8 @@ def test_random_state_instance_is_copied():
     ({"selection": "1se"}, "selection"),
     ({"selection": None}, "selection"),
     ({"per_block": "yes"}, "per_block"),
+    ({"stratify": "popularity"}, "stratify"),
+    ({"stratify": True}, "stratify"),
 ])
 def test_bad_grid_values_name_the_parameter(params, name):
     X, Y = _data()
@@ -476,3 +480,10 @@ def test_per_block_choice_and_refit():
                    for est, cols in zip(cv.best_estimator_, _block_slices())]))
     again = pickle.loads(pickle.dumps(cv))
     np.testing.assert_array_equal(again.transform(X), out)
+
+
+def test_stratify_degree_needs_y():
+    X, _ = _data()
+    with pytest.raises(ValueError, match="stratify='degree'.*y"):
+        GraphImputerCV(stratify="degree", n_neighbors=(2,), n_iter=(1,), n_repeats=1,
+                       modalities=MODALITIES, device="cpu").fit(X)

@@ -46,7 +46,7 @@ from ..datasets._missing import hide_observed
 from ..diffusion import _paper_graph_from_counts, neighbour_mean
 from ..graph import SIMILARITIES, graph_from_neighbours, neighbour_lists
 from ..metrics._imputation import _HiddenEntries, _uniform_average
-from ..metrics._scorer import _IMPUTATION_METRICS
+from ..metrics._scorer import _IMPUTATION_METRICS, item_degrees
 from .._propagator import ColumnPropagator, reachability_steps
 from ..propagation import _run
 from ._base import BaseTransductiveImputer, fill_row
@@ -156,6 +156,11 @@ default=("neighmean", "multihop", "ppr", "heat")
         ``X`` (bit for bit where every block is missing on the same rows; otherwise a fit on
         all of ``X`` also propagates the rows that miss only another block, which reorders
         some sums). ``selection`` applies per block.
+    stratify : {"degree"} or None, default=None
+        ``"degree"``: hide by degree strata, as :func:`~skmm.metrics.make_imputation_scorer`
+        with ``stratify="degree"`` does (the hidden items' interaction counts follow those of
+        each block's truly missing items; :func:`skmm.datasets.hide_observed`); needs ``y``.
+        None: uniform hiding.
     symmetric, tol, prune_tol, rank, paper_compat, fallback, fill_value, device, dtype
         Passed to every :class:`GraphImputer` setting, as there. With ``paper_compat=True``
         the graphs are the authors' (:func:`~skmm.diffusion.paper_graph`, built from one
@@ -269,13 +274,14 @@ default=("neighmean", "multihop", "ppr", "heat")
         "random_state": [Int(0, 2**32 - 1), np.random.RandomState],
         "selection": [StrOptions({"best", "one_se"})],
         "per_block": ["boolean"],
+        "stratify": [StrOptions({"degree"}), None],
     }
 
     def __init__(self, methods=METHODS, n_neighbors=tuple(range(10, 101, 10)),
                  n_iter=tuple(range(1, 21)), similarities=("count",), alphas=(0.1,),
                  ts=(5.0,), *, modalities=None, mode="auto", fraction=0.1,
                  metric="centred_cosine", n_repeats=5, random_state=0, selection="best",
-                 per_block=False, symmetric=False,
+                 per_block=False, stratify=None, symmetric=False,
                  tol=1e-4, prune_tol=1e-4, rank="value", paper_compat=False, fallback="mean",
                  fill_value=0.0, device="auto", dtype="float32"):
         self.methods = methods
@@ -292,6 +298,7 @@ default=("neighmean", "multihop", "ppr", "heat")
         self.random_state = random_state
         self.selection = selection
         self.per_block = per_block
+        self.stratify = stratify
         self.symmetric = symmetric
         self.tol = tol
         self.prune_tol = prune_tol
@@ -385,12 +392,13 @@ default=("neighmean", "multihop", "ppr", "heat")
             except ValueError as exc:
                 raise ValueError(f"The setting {params} cannot be fitted: {exc}") from None
         Y = None if y is None else check_interactions(y, n_items, name="y")
+        degree = None if self.stratify is None else item_degrees(Y, n_items)
         if Y is None:
             warnings.warn("GraphImputerCV got no y: without interactions there is no graph, so "
                           "every setting takes the fallback (mean imputation) and scores the "
                           "same; the first setting is chosen. Pass the (n_items, n_users) "
                           "interaction matrix as y.", UserWarning, stacklevel=2)
-        copies = self._hidden_copies(Xs)
+        copies = self._hidden_copies(Xs, degree)
         n_blocks = 1 if self.modalities is None else len(self.modalities)
         # The score of each setting on each copy, and its per-block scores (those the score
         # averages).
@@ -425,7 +433,7 @@ default=("neighmean", "multihop", "ppr", "heat")
         self.best_estimator_ = best
         return self
 
-    def _hidden_copies(self, Xs):
+    def _hidden_copies(self, Xs, degree):
         """The ``n_repeats`` hidden copies, drawn as the scorer draws them, each prepared for
         scoring."""
         rng = (copy.deepcopy(self.random_state)
@@ -436,7 +444,7 @@ default=("neighmean", "multihop", "ppr", "heat")
         copies = []
         for _ in range(self.n_repeats):
             X_hidden, _ = hide_observed(Xs, modalities, fraction=self.fraction, mode=self.mode,
-                                        random_state=rng)
+                                        random_state=rng, stratify=degree)
             copies.append(_Copy(self._imputer({}), Xs, X_hidden, metric, modalities,
                                 self.metric == "neg_mse"))
         return copies
