@@ -10,7 +10,8 @@ import pytest
 import skmm._propagator
 import skmm.impute._graph_cv as graph_cv
 from skmm import GraphImputer, GraphImputerCV
-from skmm.metrics import make_imputation_scorer
+from skmm.datasets import hide_observed
+from skmm.metrics import imputation_score, make_imputation_scorer
 
 from .conftest import random_interactions
 
@@ -42,7 +43,7 @@ def _reference_scores(cv, X, Y, n_repeats):
     """For every setting of ``cv``: the scorer on a separately fitted GraphImputer, per hidden
     copy and in the mean (``n_repeats`` copies)."""
     common = dict(modalities=cv.modalities, mode=cv.mode, fraction=cv.fraction,
-                  metric=cv.metric, random_state=cv.random_state)
+                  metric=cv.metric, random_state=cv.random_state, stratify=cv.stratify)
     mean_scorer = make_imputation_scorer(n_repeats=n_repeats, **common)
     first_scorer = make_imputation_scorer(n_repeats=1, **common)
     means, firsts = [], []
@@ -64,6 +65,8 @@ GRID = dict(n_neighbors=(2, 5, 9), n_iter=(0, 1, 3, 6), alphas=(0.1, 0.4), ts=(1
     dict(similarities=("cosine", "jaccard", "count"), metric="neg_mse"),
     dict(mask="entries", mode="entry", metric="mse_skill", dtype="float64"),
     dict(X_dtype=np.float32, fallback="constant", fill_value=-1.0),
+    dict(stratify="degree"),
+    dict(mask="entries", mode="entry", stratify="degree", metric="neg_mse"),
 ])
 def test_scores_equal_separate_fits_of_each_setting(case):
     """The sharing (one neighbour list, one operator, one propagation read after every step)
@@ -238,6 +241,11 @@ def test_random_state_instance_is_copied():
     ({"paper_compat": True, "similarities": ("count", "cosine")}, "similarities"),
     ({"paper_compat": True, "n_neighbors": (5, 61)}, "n_neighbors=61"),
     ({"dtype": "float16"}, "dtype"),
+    ({"selection": "1se"}, "selection"),
+    ({"selection": None}, "selection"),
+    ({"per_block": "yes"}, "per_block"),
+    ({"stratify": "popularity"}, "stratify"),
+    ({"stratify": True}, "stratify"),
 ])
 def test_bad_grid_values_name_the_parameter(params, name):
     X, Y = _data()
@@ -274,3 +282,208 @@ def test_refit_reusing_the_search_operator_equals_a_fresh_fit(method, extra, mon
     np.testing.assert_array_equal(out, fresh.transform(X))
     assert (cv.best_estimator_.graph_ != fresh.graph_).nnz == 0
     assert cv.best_estimator_.n_propagated_ == fresh.n_propagated_
+
+
+# --- selection="one_se" ---------------------------------------------------------------------
+
+def test_one_se_rule_on_a_hand_built_score_table():
+    """Best: 0.5 with std 0.25 over 4 copies, so SE = 0.125 and the threshold is 0.375
+    (all exact in binary). Within it: settings 1, 2, 5, 6, 7 (2 on the threshold itself);
+    below: 3, 8; NaN: 4. Fewest steps: 2, 5, 6, 7 have one step (NeighMean counts one); of
+    those the fewest neighbours: 5, 6, 7 (k=5); the method order puts NeighMean (6, 7) before
+    PPR (5); grid order then picks 6 over 7."""
+    mh, nm, ppr = "multihop", "neighmean", "ppr"
+    settings = [
+        {"method": mh, "similarity": "count", "n_neighbors": 10, "n_iter": 3},  # 0 best
+        {"method": mh, "similarity": "count", "n_neighbors": 5, "n_iter": 3},   # 1 within
+        {"method": mh, "similarity": "count", "n_neighbors": 20, "n_iter": 1},  # 2 boundary
+        {"method": nm, "similarity": "count", "n_neighbors": 2},                # 3 below
+        {"method": mh, "similarity": "count", "n_neighbors": 10, "n_iter": 0},  # 4 NaN
+        {"method": ppr, "similarity": "count", "n_neighbors": 5, "alpha": 0.1,
+         "n_iter": 1},                                                          # 5 within
+        {"method": nm, "similarity": "count", "n_neighbors": 5},                # 6 within
+        {"method": nm, "similarity": "cosine", "n_neighbors": 5},               # 7 within
+        {"method": mh, "similarity": "count", "n_neighbors": 50, "n_iter": 0},  # 8 below
+    ]
+    mean = np.array([0.5, 0.45, 0.375, 0.37, np.nan, 0.47, 0.4, 0.49, 0.25])
+    std = np.array([0.25, 0.0, 0.3, 0.1, np.nan, 0.2, 0.1, 0.1, 0.0])
+    assert graph_cv._select("best", mean, std, 4, settings) == 0
+    assert graph_cv._select("one_se", mean, std, 4, settings) == 6
+    # Without setting 6 and 7 (moved below the threshold) PPR at k=5 is next; without those
+    # three, the boundary setting 2 (one step, k=20).
+    mean[[6, 7]] = 0.3
+    assert graph_cv._select("one_se", mean, std, 4, settings) == 5
+    mean[5] = 0.3
+    assert graph_cv._select("one_se", mean, std, 4, settings) == 2
+    # A single copy: SE 0, so only the settings tied with the best count.
+    mean = np.array([0.5, 0.5, 0.5, 0.1, np.nan, 0.5, 0.2, 0.2, 0.1])
+    assert graph_cv._select("one_se", mean, np.zeros(9), 1, settings) == 5
+    assert graph_cv._select("best", mean, np.zeros(9), 1, settings) == 0
+
+
+def _documented_complexity(params):
+    order = ("neighmean", "multihop", "ppr", "heat")
+    steps = 1 if params["method"] == "neighmean" else params["n_iter"]
+    return steps, params["n_neighbors"], order.index(params["method"])
+
+
+def test_one_se_choice_end_to_end():
+    X, Y = _data(seed=0)
+    kw = dict(n_neighbors=(2, 5, 9), n_iter=(0, 1, 2, 4, 8), alphas=(0.1, 0.4),
+              modalities=MODALITIES, n_repeats=4, device="cpu")
+    best = GraphImputerCV(**kw).fit(X, Y)
+    cv = GraphImputerCV(selection="one_se", **kw)
+    out = cv.fit_transform(X, Y)
+    res = cv.cv_results_
+    for key in ("mean_test_score", "std_test_score", "rank_test_score", "split3_test_score"):
+        np.testing.assert_array_equal(res[key], best.cv_results_[key])  # unchanged
+    assert res["params"] == best.cv_results_["params"]
+    # The threshold from the per-copy scores, computed here.
+    splits = np.stack([res[f"split{r}_test_score"] for r in range(4)], axis=1)
+    mean = splits.mean(axis=1)
+    top = int(np.nanargmax(mean))
+    threshold = mean[top] - splits[top].std() / 2.0
+    chosen = cv.best_index_
+    assert mean[chosen] >= threshold - 1e-12
+    assert cv.best_score_ == res["mean_test_score"][chosen]
+    assert cv.best_params_ == res["params"][chosen]
+    # No more complex than the argmax, and the simplest of those within one SE.
+    assert _documented_complexity(cv.best_params_) <= _documented_complexity(best.best_params_)
+    within = [i for i in range(len(mean)) if mean[i] >= threshold + 1e-12]
+    assert all(_documented_complexity(res["params"][i]) >= _documented_complexity(
+        cv.best_params_) for i in within)
+    assert cv.best_index_ != best.best_index_  # the case is one where the rule matters
+    ref = GraphImputer(**cv.best_params_, device="cpu").fit_transform(X, Y)
+    np.testing.assert_array_equal(out, ref)
+
+
+# --- per_block=True --------------------------------------------------------------------------
+
+def _block_slices():
+    bounds = np.cumsum([0] + MODALITIES)
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+@pytest.mark.parametrize("case", [
+    dict(),
+    dict(paper_compat=True),
+    dict(symmetric=True, similarity="cosine"),
+    dict(mask="entries", dtype="float64"),
+])
+@pytest.mark.parametrize("method", ["neighmean", "multihop", "ppr", "heat"])
+def test_graph_imputation_is_column_by_column(method, case):
+    """The claim per_block rests on: block b's columns of a GraphImputer fitted on all of X
+    are those of the same GraphImputer fitted on X[:, block b] alone. Bit for bit where every
+    block is missing on the same rows (whole rows missing): the same rows are propagated.
+    Otherwise only up to rounding: a fit on all of X also propagates (and resets) the rows
+    that observe block b but miss another block, which changes the order of the sums, so
+    the two differ by a few units in the last place of ``dtype``."""
+    case = dict(case)
+    X, Y = _data(case.pop("mask", "blocks"), seed=5)
+    est = dict(method=method, n_neighbors=4, n_iter=3, alpha=0.2, t=2.0, device="cpu", **case)
+    eps = np.finfo(np.float64 if case.get("dtype") == "float64" or (
+        case.get("paper_compat") and method in ("ppr", "heat")) else np.float32).eps
+    atol = 16 * eps * np.nanmax(np.abs(X))
+    rows_missing = np.where(np.isnan(X).any(axis=1, keepdims=True), np.nan, X)
+    for X_case, exact in ((rows_missing, True), (X, False)):
+        whole = GraphImputer(**est).fit_transform(X_case, Y)
+        for cols in _block_slices():
+            alone = GraphImputer(**est).fit_transform(X_case[:, cols], Y)
+            if exact or method == "neighmean":  # NeighMean reads each row on its own
+                np.testing.assert_array_equal(whole[:, cols], alone)
+            else:
+                np.testing.assert_allclose(whole[:, cols], alone, rtol=0, atol=atol)
+
+
+def _reference_block_scores(cv, X, Y, params):
+    """Per hidden copy, the per-block scores of a GraphImputer fitted on that copy alone."""
+    rng = np.random.RandomState(cv.random_state)
+    metric = "mse" if cv.metric == "neg_mse" else cv.metric
+    sign = -1 if cv.metric == "neg_mse" else 1
+    out = []
+    for _ in range(cv.n_repeats):
+        X_hidden, _ = hide_observed(X, MODALITIES, fraction=cv.fraction, mode=cv.mode,
+                                    random_state=rng)
+        est = GraphImputer(**{name: getattr(cv, name) for name in graph_cv._PASSTHROUGH},
+                           **params)
+        out.append(sign * imputation_score(X, est.fit_transform(X_hidden, Y), X_hidden,
+                                           metric=metric, modalities=MODALITIES,
+                                           multioutput="raw_values"))
+    return np.array(out)  # (n_repeats, n_blocks)
+
+
+@pytest.mark.parametrize("case", [dict(), dict(mask="entries", mode="entry", metric="neg_mse"),
+                                  dict(paper_compat=True, metric="mse_skill")])
+def test_per_block_scores_equal_separate_fits(case):
+    case = dict(case)
+    X, Y = _data(case.pop("mask", "blocks"), seed=3)
+    kw = dict(n_neighbors=(2, 6), n_iter=(0, 1, 4), alphas=(0.2,), ts=(2.0,),
+              modalities=MODALITIES, n_repeats=2, device="cpu", **case)
+    cv = GraphImputerCV(per_block=True, **kw).fit(X, Y)
+    plain = GraphImputerCV(**kw).fit(X, Y)
+    res = cv.cv_results_
+    for key, col in plain.cv_results_.items():  # the pooled columns are as without per_block
+        if key != "params":
+            np.testing.assert_array_equal(res[key], col)
+    for i, params in enumerate(res["params"]):
+        ref = _reference_block_scores(cv, X, Y, params)
+        for b in range(2):
+            for r in range(2):
+                assert res[f"split{r}_test_score_block{b}"][i] == ref[r, b]
+            assert res[f"mean_test_score_block{b}"][i] == np.mean(list(ref[:, b]))
+            assert res[f"std_test_score_block{b}"][i] == ref[:, b].std()
+    for b in range(2):
+        mean = res[f"mean_test_score_block{b}"]
+        np.testing.assert_array_equal(res[f"rank_test_score_block{b}"],
+                                      [1 + (mean > m).sum() for m in mean])
+
+
+def test_per_block_choice_and_refit():
+    X, Y = _data(seed=0)
+    X_before = X.copy()
+    kw = dict(n_neighbors=(2, 5, 9), n_iter=(0, 1, 2, 4, 8), modalities=MODALITIES,
+              n_repeats=3, device="cpu")
+    for selection in ("best", "one_se"):
+        cv = GraphImputerCV(per_block=True, selection=selection, **kw)
+        out = cv.fit_transform(X, Y)
+        np.testing.assert_array_equal(X, X_before)
+        res = cv.cv_results_
+        assert isinstance(cv.best_params_, list) and len(cv.best_params_) == 2
+        assert cv.best_index_.shape == (2,) and cv.best_score_.shape == (2,)
+        for b, cols in enumerate(_block_slices()):
+            mean = res[f"mean_test_score_block{b}"]
+            # Each block's choice is the single-block rule on the block's own scores.
+            expected = graph_cv._select(selection, mean, res[f"std_test_score_block{b}"], 3,
+                                        res["params"])
+            if selection == "best":
+                assert expected == int(np.flatnonzero(mean == np.nanmax(mean))[0])
+            assert cv.best_index_[b] == expected
+            assert cv.best_params_[b] == res["params"][expected]
+            assert cv.best_score_[b] == mean[expected]
+            # The refit: a GraphImputer with the block's setting fitted on the block alone;
+            # up to rounding (see above), the block's columns of one fitted on all of X.
+            alone = GraphImputer(**cv.best_params_[b], device="cpu").fit(X[:, cols], Y)
+            np.testing.assert_array_equal(out[:, cols], alone.transform(X[:, cols]))
+            whole = GraphImputer(**cv.best_params_[b], device="cpu").fit_transform(X, Y)
+            atol = 16 * np.finfo(np.float32).eps * np.nanmax(np.abs(X))
+            np.testing.assert_allclose(out[:, cols], whole[:, cols], rtol=0, atol=atol)
+        np.testing.assert_array_equal(cv.transform(X), out)
+        observed = ~np.isnan(X)
+        np.testing.assert_array_equal(out[observed], X[observed])
+    assert cv.best_params_[0] != cv.best_params_[1]  # the blocks choose differently here
+    # New items: each block's estimator's new-item rule on the block's columns.
+    X_new = X[:5].copy()
+    X_new[0, 0] = np.nan
+    np.testing.assert_array_equal(
+        cv.transform(X_new),
+        np.hstack([est.transform(X_new[:, cols])
+                   for est, cols in zip(cv.best_estimator_, _block_slices())]))
+    again = pickle.loads(pickle.dumps(cv))
+    np.testing.assert_array_equal(again.transform(X), out)
+
+
+def test_stratify_degree_needs_y():
+    X, _ = _data()
+    with pytest.raises(ValueError, match="stratify='degree'.*y"):
+        GraphImputerCV(stratify="degree", n_neighbors=(2,), n_iter=(1,), n_repeats=1,
+                       modalities=MODALITIES, device="cpu").fit(X)

@@ -8,6 +8,7 @@ import pickle
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import GridSearchCV
 
@@ -183,6 +184,10 @@ def test_auto_mode_follows_the_real_missingness():
     ({"fraction": -0.1}, "fraction"), ({"fraction": "0.1"}, "fraction"),
     ({"mode": "block"}, "mode"), ({"modalities": [6, 3]}, "modalities"),
     ({"modalities": [6, 0, 4]}, "modalities"),
+    ({"stratify": np.ones(119)}, "stratify"), ({"stratify": np.ones((120, 2))}, "stratify"),
+    ({"stratify": np.r_[np.nan, np.ones(119)]}, "stratify"),
+    ({"stratify": ["a"] * 120}, "stratify"), ({"stratify": "degree"}, "stratify"),
+    ({"stratify": np.ones(120), "n_bins": 0}, "n_bins"),
 ])
 def test_hide_observed_bad_arguments(kwargs, name):
     _, X, _ = _data()
@@ -337,6 +342,7 @@ def test_scorer_pickles():
     ({"metric": "mse"}, "neg_mse"), ({"n_repeats": 0}, "n_repeats"),
     ({"random_state": None}, "random_state"), ({"random_state": -1}, "random_state"),
     ({"modalities": [6, 0]}, "modalities"),
+    ({"stratify": "popularity"}, "stratify"), ({"stratify": np.ones(3)}, "stratify"),
 ])
 def test_make_imputation_scorer_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
@@ -347,3 +353,121 @@ def test_scorer_refuses_modalities_that_do_not_fit_X():
     _, X, _ = _data()
     with pytest.raises(ValueError, match="modalities"):
         make_imputation_scorer([5, 4])(BaselineImputer(), X)
+
+
+# --- stratify ----------------------------------------------------------------------------------
+
+def _degree_correlated(seed=0):
+    """1000 items in five groups of 200 with degrees 1, 2, 4, 8 and 16; the first 160, 100,
+    40, 20 and 10 items of each group have their (single-block) row missing: missingness
+    strongly favours the rarely interacted items."""
+    degree = np.repeat([1, 2, 4, 8, 16], 200)
+    X = np.random.default_rng(seed).normal(size=(1000, 3))
+    missing = np.zeros(1000, bool)
+    for g, n in enumerate([160, 100, 40, 20, 10]):
+        missing[200 * g:200 * g + n] = True
+    X[missing] = np.nan
+    return X, degree, missing
+
+
+def test_allocate_by_hand():
+    from skmm.datasets._missing import _allocate
+    # 10 as 5 : 3 : 2 : 0, the first capped at 2; the 3 left as 3 : 2 over the next two
+    # (1.8, 1.2: floors 1 and 1, the larger remainder, 0.8, takes the last one).
+    np.testing.assert_array_equal(_allocate(10, [5, 3, 2, 0], [2, 10, 10, 10]), [2, 5, 3, 0])
+    # Only the first has weight; full at 2, the 4 left go by the room left (3 and 1).
+    np.testing.assert_array_equal(_allocate(6, [1, 0, 0], [2, 3, 1]), [2, 3, 1])
+    # Equal remainders: the lower index first.
+    np.testing.assert_array_equal(_allocate(1, [1, 1], [5, 5]), [1, 0])
+
+
+def test_stratified_hiding_follows_the_missing_rows_degrees():
+    """Derivation. The 330 missing rows have degrees 1 (160), 2 (100), 4 (40), 8 (20), 16
+    (10), mean 840/330 = 2.545. Quintile edges (smallest d with F(d) >= j/5): 1, 1, 2, 4, so
+    bins d <= 1, (1, 2], (2, 4], > 4 with 160, 100, 40, 30 missing rows. round(0.1 * 670) =
+    67 rows are hidden: 67 x (160, 100, 40, 30) / 330 = 32.48, 20.30, 8.12, 6.09, floors
+    32, 20, 8, 6 (66) and the largest remainder takes one more: 33, 20, 8, 6. So exactly 33
+    hidden rows of degree 1, 20 of degree 2, 8 of degree 4, and 6 of degree 8 or 16: a mean
+    between (33 + 40 + 32 + 6 x 8) / 67 = 2.28 and (33 + 40 + 32 + 6 x 16) / 67 = 3.0. A
+    uniform draw of the 670 observed rows has expected mean degree (40 + 200 + 640 + 1440 +
+    3040) / 670 = 8.0."""
+    X, degree, missing = _degree_correlated()
+    assert degree[missing].mean() == pytest.approx(840 / 330)
+    uniform = []
+    for seed in range(10):
+        _, hidden = hide_observed(X, None, fraction=0.1, mode="modality", stratify=degree,
+                                  random_state=seed)
+        rows = hidden.any(axis=1)
+        assert rows.sum() == 67 and not (rows & missing).any()
+        counts = np.bincount(degree[rows], minlength=17)
+        np.testing.assert_array_equal(counts[[1, 2, 4]], [33, 20, 8])
+        assert counts[8] + counts[16] == 6
+        assert 153 / 67 <= degree[rows].mean() <= 201 / 67
+        assert abs(degree[rows].mean() - 840 / 330) < 0.5
+        _, hidden = hide_observed(X, None, fraction=0.1, mode="modality", random_state=seed)
+        uniform.append(degree[hidden.any(axis=1)].mean())
+    # Uniform hiding: about 8.0 (per draw sd about 5.6 / sqrt(67) = 0.7, so 10 draws about
+    # 0.22), far from the missing rows' 2.5.
+    assert abs(np.mean(uniform) - 8.0) < 1.0
+
+
+@pytest.mark.parametrize("mode, sizes", [("modality", [6, 4]), ("modality", [3, 3, 4]),
+                                         ("entry", [6, 4])])
+def test_stratified_hiding_is_reproducible_and_keeps_the_invariants(mode, sizes):
+    _, X, Y = _data(mode="one", rate=0.4)
+    if mode == "entry":
+        X[np.random.default_rng(1).random(X.shape) < 0.1] = np.nan
+    X_before = X.copy()
+    degree = np.diff(sp.csr_matrix(Y).indptr)
+    kw = dict(fraction=0.15, mode=mode, stratify=degree)
+    a = hide_observed(X, sizes, random_state=3, **kw)
+    b = hide_observed(X, sizes, random_state=np.random.RandomState(3), **kw)
+    c = hide_observed(X, sizes, random_state=4, **kw)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[1], c[1])
+    np.testing.assert_array_equal(X, X_before)
+    X_hidden, hidden = a
+    truly_missing = np.isnan(X)
+    assert not (hidden & truly_missing).any()
+    np.testing.assert_array_equal(np.isnan(X_hidden), truly_missing | hidden)
+    bounds = np.cumsum([0] + sizes)
+    if mode == "entry":
+        assert hidden.sum() == int(round(0.15 * (~truly_missing).sum()))
+        return
+    obs = np.stack([~truly_missing[:, bounds[k]:bounds[k + 1]].all(axis=1)
+                    for k in range(len(sizes))], axis=1)
+    hid = np.stack([hidden[:, bounds[k]:bounds[k + 1]].any(axis=1)
+                    for k in range(len(sizes))], axis=1)
+    assert hid.sum() == int(round(0.15 * obs.sum()))
+    np.testing.assert_array_equal((obs & ~hid).any(axis=1), obs.any(axis=1))  # one kept
+    # The blocks share the count in proportion to their observed blocks (largest remainder).
+    from skmm.datasets._missing import _allocate
+    np.testing.assert_array_equal(hid.sum(axis=0),
+                                  _allocate(hid.sum(), obs.sum(axis=0), obs.sum(axis=0)))
+
+
+def test_stratified_hiding_without_truly_missing_rows_is_one_bin():
+    """No missing row gives no bin edges: the block is one stratum, the count is the
+    unstratified one, and the draw differs from the uniform one only in its mechanism."""
+    X = np.random.default_rng(0).normal(size=(50, 4))
+    degree = np.arange(50)
+    _, hidden = hide_observed(X, [2, 2], fraction=0.2, mode="modality", stratify=degree,
+                              random_state=0)
+    blocks = np.stack([hidden[:, :2].all(axis=1), hidden[:, 2:].all(axis=1)], axis=1)
+    assert blocks.sum() == 20
+    np.testing.assert_array_equal(blocks.sum(axis=0), [10, 10])  # 100 units, 50 per block
+    assert not (blocks.all(axis=1)).any()  # never both blocks of an item
+
+
+def test_scorer_stratify_degree_is_hide_observed_with_the_degrees():
+    _, X, Y = _data()
+    degree = np.diff(sp.csr_matrix(Y).indptr)
+    X_hidden, _ = hide_observed(X, SIZES, fraction=0.15, random_state=7, stratify=degree)
+    X_imputed = FeatPropImputer(n_neighbors=5, device="cpu").fit_transform(X_hidden, Y)
+    expected = imputation_score(X, X_imputed, X_hidden, modalities=SIZES)
+    scorer = make_imputation_scorer(SIZES, fraction=0.15, random_state=7, stratify="degree")
+    assert scorer(FeatPropImputer(n_neighbors=5, device="cpu"), X, Y) == expected
+    assert "stratify='degree'" in repr(scorer)
+    with pytest.raises(ValueError, match="stratify='degree'.*y"):
+        scorer(BaselineImputer(), X)

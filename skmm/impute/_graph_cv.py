@@ -45,8 +45,8 @@ from .._validation import (Int, Real, check_block_sizes, check_interactions,
 from ..datasets._missing import hide_observed
 from ..diffusion import _paper_graph_from_counts, neighbour_mean
 from ..graph import SIMILARITIES, graph_from_neighbours, neighbour_lists
-from ..metrics._imputation import _HiddenEntries
-from ..metrics._scorer import _IMPUTATION_METRICS
+from ..metrics._imputation import _HiddenEntries, _uniform_average
+from ..metrics._scorer import _IMPUTATION_METRICS, item_degrees
 from .._propagator import ColumnPropagator, reachability_steps
 from ..propagation import _run
 from ._base import BaseTransductiveImputer, fill_row
@@ -130,6 +130,37 @@ default=("neighmean", "multihop", "ppr", "heat")
     random_state : int or RandomState instance, default=0
         Seeds the hiding, as in :func:`~skmm.metrics.make_imputation_scorer`; a RandomState
         is copied, so that every fit hides the same entries. None is refused.
+    selection : {"best", "one_se"}, default="best"
+        How the setting is chosen from ``cv_results_`` (which does not depend on it).
+        ``"best"``: the largest ``mean_test_score``. ``"one_se"``: the one-standard-error rule,
+        preferring fewer steps and a smaller graph where the scores cannot tell them apart:
+        among the settings whose ``mean_test_score`` is at least ``m - s / sqrt(n_repeats)``,
+        with ``m`` and ``s`` the ``mean_test_score`` and ``std_test_score`` of the best
+        setting (``s`` the standard deviation over the hidden copies, as reported, so
+        ``s / sqrt(n_repeats)`` is the standard error of ``m``), the simplest: the fewest
+        ``n_iter`` (``"neighmean"``, one neighbour average, counting as one step), then the
+        fewest ``n_neighbors``, then the method in the fixed order ``"neighmean"``,
+        ``"multihop"``, ``"ppr"``, ``"heat"``, then grid order (similarity in the order of
+        ``similarities``, then ``alphas`` / ``ts`` as given). With ``n_repeats=1`` the
+        standard error is 0 and the rule picks the simplest of the settings tied with the
+        best.
+    per_block : bool, default=False
+        Choose one setting per modality block (the blocks of ``modalities``; one block when
+        None), each on the block's own score, as :class:`~sklearn.linear_model.RidgeCV`'s
+        ``alpha_per_target`` chooses one ``alpha`` per target. The graph and the propagation
+        work column by column, so the blocks share the search's work: the per-block scores
+        are those the pooled score averages (per copy, a block's score is its term in
+        :func:`~skmm.metrics.imputation_score`'s ``multioutput="raw_values"``). The refit
+        fits, per block, ``GraphImputer(**best_params_[b])`` on that block's columns alone;
+        up to float rounding this is the block's columns of that setting fitted on all of
+        ``X`` (bit for bit where every block is missing on the same rows; otherwise a fit on
+        all of ``X`` also propagates the rows that miss only another block, which reorders
+        some sums). ``selection`` applies per block.
+    stratify : {"degree"} or None, default=None
+        ``"degree"``: hide by degree strata, as :func:`~skmm.metrics.make_imputation_scorer`
+        with ``stratify="degree"`` does (the hidden items' interaction counts follow those of
+        each block's truly missing items; :func:`skmm.datasets.hide_observed`); needs ``y``.
+        None: uniform hiding.
     symmetric, tol, prune_tol, rank, paper_compat, fallback, fill_value, device, dtype
         Passed to every :class:`GraphImputer` setting, as there. With ``paper_compat=True``
         the graphs are the authors' (:func:`~skmm.diffusion.paper_graph`, built from one
@@ -144,19 +175,34 @@ default=("neighmean", "multihop", "ppr", "heat")
         where the setting has no such parameter, e.g. ``param_n_iter`` for ``"neighmean"``),
         ``split<r>_test_score`` (hidden copy ``r``), ``mean_test_score``,
         ``std_test_score`` (over copies) and ``rank_test_score`` (1 is best; equal scores
-        share the smaller rank; NaN scores rank last).
+        share the smaller rank; NaN scores rank last). With ``per_block=True`` also, for each
+        block ``b``, the same four for the block's own score, suffixed ``_block<b>``:
+        ``split<r>_test_score_block<b>``, ``mean_test_score_block<b>``,
+        ``std_test_score_block<b>`` and ``rank_test_score_block<b>`` (as
+        :class:`~sklearn.model_selection.GridSearchCV` suffixes a metric's name).
     best_index_ : int
-        The index of the best setting: the largest ``mean_test_score``; among equal scores the
-        first in grid order (so the smaller ``k`` and fewer steps, with ascending grids).
+        The index of the chosen setting. With ``selection="best"`` the largest
+        ``mean_test_score``; among equal scores the first in grid order (so the smaller ``k``
+        and fewer steps, with ascending grids). With ``"one_se"`` see ``selection``.
     best_params_ : dict
-        The best setting: ``method``, ``similarity``, ``n_neighbors``, and ``n_iter``,
+        The chosen setting: ``method``, ``similarity``, ``n_neighbors``, and ``n_iter``,
         ``alpha`` or ``t`` where the method has them.
     best_score_ : float
-        Its ``mean_test_score``. Optimistic, being a maximum over the grid: for an unbiased
-        estimate of recovery, score the chosen setting on fresh hidden copies.
-    best_estimator_ : GraphImputer
+        Its ``mean_test_score``. With ``selection="best"`` the maximum over the grid, hence
+        optimistic: for an unbiased estimate of recovery, score the chosen setting on fresh
+        hidden copies. With ``"one_se"`` the chosen (simpler) setting's own score, within
+        one standard error below the maximum ``cv_results_["mean_test_score"].max()``.
+
+        With ``per_block=True``, ``best_index_`` and ``best_score_`` are ndarrays of shape
+        ``(n_blocks,)`` and ``best_params_`` a list of ``n_blocks`` dicts: block ``b``'s
+        setting, its index and its ``mean_test_score_block<b>``.
+    best_estimator_ : GraphImputer or list of GraphImputer
         ``GraphImputer(**passthrough, **best_params_)`` fitted on ``X`` and ``y``, with
         ``passthrough`` the parameters listed above; :meth:`transform` is its ``transform``.
+        With ``per_block=True`` a list: block ``b``'s ``GraphImputer(**passthrough,
+        **best_params_[b])`` fitted on ``X[:, block b]`` and ``y``; :meth:`transform` puts
+        their ``transform`` of each block's columns side by side (so new items take the
+        new-item rule block by block, from the block's own columns).
     n_features_in_ : int
         Number of features seen during :term:`fit`.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -176,7 +222,7 @@ default=("neighmean", "multihop", "ppr", "heat")
     its path. The parameters that are not searched are passed through, and another parameter
     can still be searched around this estimator.
 
-    **Grid order** (that of ``cv_results_`` and of the tie rule): by method in the order of
+    **Grid order** (that of ``cv_results_`` and of the tie rules): by method in the order of
     ``methods``, then similarity, then ``k``, then ``alpha`` (PPR) or ``t`` (heat), then
     ``n_iter``, each in the order given.
 
@@ -226,12 +272,16 @@ default=("neighmean", "multihop", "ppr", "heat")
         "metric": [StrOptions(set(_IMPUTATION_METRICS))],
         "n_repeats": [Int(1)],
         "random_state": [Int(0, 2**32 - 1), np.random.RandomState],
+        "selection": [StrOptions({"best", "one_se"})],
+        "per_block": ["boolean"],
+        "stratify": [StrOptions({"degree"}), None],
     }
 
     def __init__(self, methods=METHODS, n_neighbors=tuple(range(10, 101, 10)),
                  n_iter=tuple(range(1, 21)), similarities=("count",), alphas=(0.1,),
                  ts=(5.0,), *, modalities=None, mode="auto", fraction=0.1,
-                 metric="centred_cosine", n_repeats=5, random_state=0, symmetric=False,
+                 metric="centred_cosine", n_repeats=5, random_state=0, selection="best",
+                 per_block=False, stratify=None, symmetric=False,
                  tol=1e-4, prune_tol=1e-4, rank="value", paper_compat=False, fallback="mean",
                  fill_value=0.0, device="auto", dtype="float32"):
         self.methods = methods
@@ -246,6 +296,9 @@ default=("neighmean", "multihop", "ppr", "heat")
         self.metric = metric
         self.n_repeats = n_repeats
         self.random_state = random_state
+        self.selection = selection
+        self.per_block = per_block
+        self.stratify = stratify
         self.symmetric = symmetric
         self.tol = tol
         self.prune_tol = prune_tol
@@ -323,7 +376,7 @@ default=("neighmean", "multihop", "ppr", "heat")
                              "metric='neg_mse'.")
         grid = self._grid()
         settings = self._settings(grid)
-        self._validate_X(X, reset=True)  # n_features_in_, feature names
+        Xv = self._validate_X(X, reset=True)  # n_features_in_, feature names
         # As the scorer reads X: float64 or float32, NaN for missing.
         Xs = check_array(masked_to_nan(X), dtype=("float64", "float32"),
                          ensure_all_finite="allow-nan", input_name="X")
@@ -339,24 +392,37 @@ default=("neighmean", "multihop", "ppr", "heat")
             except ValueError as exc:
                 raise ValueError(f"The setting {params} cannot be fitted: {exc}") from None
         Y = None if y is None else check_interactions(y, n_items, name="y")
+        degree = None if self.stratify is None else item_degrees(Y, n_items)
         if Y is None:
             warnings.warn("GraphImputerCV got no y: without interactions there is no graph, so "
                           "every setting takes the fallback (mean imputation) and scores the "
                           "same; the first setting is chosen. Pass the (n_items, n_users) "
                           "interaction matrix as y.", UserWarning, stacklevel=2)
-        copies = self._hidden_copies(Xs)
-        scores = np.full((len(settings), len(copies)), np.nan)
+        copies = self._hidden_copies(Xs, degree)
+        n_blocks = 1 if self.modalities is None else len(self.modalities)
+        # The score of each setting on each copy, and its per-block scores (those the score
+        # averages).
+        scores = _Scores(len(settings), len(copies), n_blocks)
         index = {_key(p): i for i, p in enumerate(settings)}
         if Y is None:
             for r, c in enumerate(copies):
-                scores[:, r] = c.score(c.base)
+                for i in range(len(settings)):
+                    scores.put(i, r, c.score(c.base))
         kept = None
         if Y is not None:
             kept = self._score_all(Y, grid, settings, index, copies, scores)
         self._results(settings, scores)
-        best = self._imputer(self.best_params_)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the no-y warning was given above
+            if self.per_block:
+                # Each block imputed alone with its setting: the graph and the propagation
+                # are column by column, so these are the block's columns of a fit on all of
+                # X with that setting.
+                self.best_estimator_ = [
+                    self._imputer(params).fit(Xv[:, cols], y)
+                    for params, cols in zip(self.best_params_, self._block_slices())]
+                return self
+            best = self._imputer(self.best_params_)
             if kept is not None and kept[0] == self.best_index_:
                 # The chosen setting's graph and operator, built during the search (the
                 # operator's rows include every row missing in X): the refit only propagates.
@@ -367,7 +433,7 @@ default=("neighmean", "multihop", "ppr", "heat")
         self.best_estimator_ = best
         return self
 
-    def _hidden_copies(self, Xs):
+    def _hidden_copies(self, Xs, degree):
         """The ``n_repeats`` hidden copies, drawn as the scorer draws them, each prepared for
         scoring."""
         rng = (copy.deepcopy(self.random_state)
@@ -378,7 +444,7 @@ default=("neighmean", "multihop", "ppr", "heat")
         copies = []
         for _ in range(self.n_repeats):
             X_hidden, _ = hide_observed(Xs, modalities, fraction=self.fraction, mode=self.mode,
-                                        random_state=rng)
+                                        random_state=rng, stratify=degree)
             copies.append(_Copy(self._imputer({}), Xs, X_hidden, metric, modalities,
                                 self.metric == "neg_mse"))
         return copies
@@ -408,7 +474,7 @@ default=("neighmean", "multihop", "ppr", "heat")
                             c._check_range(dtype)
                             rows, values, reached = neighbour_mean(
                                 A, c.X_hidden, paper_compat=self.paper_compat, dtype=dtype)
-                            scores[i, r] = c.score(c.assemble(rows, values, reached))
+                            scores.put(i, r, c.score(c.assemble(rows, values, reached)))
                         continue
                     variants = {"ppr": [{"alpha": a} for a in grid["alphas"]],
                                 "heat": [{"t": t} for t in grid["ts"]]}.get(method, [{}])
@@ -419,8 +485,8 @@ default=("neighmean", "multihop", "ppr", "heat")
                         for r, c in enumerate(copies):
                             for i, value in zip(at, c.score_steps(P, grid["n_iter"], device,
                                                                   wdtype)):
-                                scores[i, r] = value
-                        kept = _keep_if_best(kept, at, scores, (A, (P, wdtype)))
+                                scores.put(i, r, value)
+                        kept = _keep_if_best(kept, at, scores.total, (A, (P, wdtype)))
                         del P
         return kept
 
@@ -435,31 +501,56 @@ default=("neighmean", "multihop", "ppr", "heat")
                 if name in p:
                     col[i] = p[name]
             results[f"param_{name}"] = col
-        for r in range(scores.shape[1]):
-            results[f"split{r}_test_score"] = scores[:, r].copy()
-        # The scorer's own mean over its repeats: np.mean of the list of per-copy scores.
-        mean = np.array([float(np.mean(list(row))) for row in scores])
-        results["mean_test_score"] = mean
-        results["std_test_score"] = scores.std(axis=1)
-        finite = np.where(np.isnan(mean), -np.inf, mean)
-        rank = rankdata(-finite, method="min").astype(np.int32)
-        results["rank_test_score"] = rank
+        tables = [("", scores.total)]
+        if self.per_block:
+            tables += [(f"_block{b}", scores.blocks[:, :, b])
+                       for b in range(scores.blocks.shape[2])]
+        chosen = []
+        for suffix, table in tables:
+            for r in range(table.shape[1]):
+                results[f"split{r}_test_score{suffix}"] = table[:, r].copy()
+            # The scorer's own mean over its repeats: np.mean of the list of per-copy scores.
+            mean = np.array([float(np.mean(list(row))) for row in table])
+            std = table.std(axis=1)
+            results[f"mean_test_score{suffix}"] = mean
+            results[f"std_test_score{suffix}"] = std
+            finite = np.where(np.isnan(mean), -np.inf, mean)
+            results[f"rank_test_score{suffix}"] = rankdata(-finite, method="min").astype(
+                np.int32)
+            if suffix == "" and self.per_block:
+                continue  # the choice is per block
+            if np.isnan(mean).all():
+                where = f" of block {suffix[6:]}" if suffix else ""
+                warnings.warn(f"Every setting scored NaN{where} (no hidden entry was scored: "
+                              f"raise fraction); the first setting is chosen.", UserWarning,
+                              stacklevel=3)
+                chosen.append((0, float(mean[0])))
+            else:
+                best = _select(self.selection, mean, std, table.shape[1], settings)
+                chosen.append((best, float(mean[best])))
         self.cv_results_ = results
-        if np.isnan(mean).all():
-            warnings.warn("Every setting scored NaN (no hidden entry was scored: raise "
-                          "fraction); the first setting is chosen.", UserWarning, stacklevel=3)
-            best = 0
+        if self.per_block:
+            self.best_index_ = np.array([i for i, _ in chosen], dtype=np.intp)
+            self.best_params_ = [dict(settings[i]) for i, _ in chosen]
+            self.best_score_ = np.array([score for _, score in chosen])
         else:
-            best = int(np.argmax(finite))  # the first of equal maxima: grid order
-        self.best_index_ = best
-        self.best_params_ = dict(settings[best])
-        self.best_score_ = float(mean[best])
+            (best, score), = chosen
+            self.best_index_ = best
+            self.best_params_ = dict(settings[best])
+            self.best_score_ = score
+
+    def _block_slices(self):
+        sizes = [self.n_features_in_] if self.modalities is None else list(self.modalities)
+        bounds = np.concatenate(([0], np.cumsum(sizes)))
+        return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
     # --------------------------------------------------------------------------------------
 
     # fit_transform is the base's: ``fit``, then the best estimator's fitted result.
 
     def _fitted_matrix(self):
+        if self.per_block:
+            return np.hstack([est._fitted_matrix() for est in self.best_estimator_])
         return self.best_estimator_._fitted_matrix()
 
     def transform(self, X):
@@ -476,7 +567,11 @@ default=("neighmean", "multihop", "ppr", "heat")
             ``X`` with missing entries filled; observed entries unchanged.
         """
         check_is_fitted(self)
-        return self.best_estimator_.transform(X)
+        if not self.per_block:
+            return self.best_estimator_.transform(X)
+        X = self._validate_X(X, reset=False)
+        return np.hstack([est.transform(X[:, cols])
+                          for est, cols in zip(self.best_estimator_, self._block_slices())])
 
 
 class _Copy:
@@ -507,8 +602,10 @@ class _Copy:
         np.copyto(self.base, fill, where=self.miss)
 
     def score(self, rows_values):
-        value = self.entries.score(rows_values)
-        return -value if self.negate else value
+        """``(score, per-block scores)`` of an imputation of the hidden rows."""
+        raw = self.entries.score(rows_values, multioutput="raw_values")
+        value = _uniform_average(raw)  # what the scorer's imputation_score returns
+        return (-value, -raw) if self.negate else (value, raw)
 
     def _check_range(self, wdtype):
         if self.absmax > np.finfo(wdtype).max:
@@ -562,6 +659,18 @@ class _Copy:
         return [self.score(self._take(snaps[s], reach[s])) for s in steps]
 
 
+class _Scores:
+    """The score table: ``total[setting, copy]``, the scorer's score, and
+    ``blocks[setting, copy, block]``, the per-block scores it averages."""
+
+    def __init__(self, n_settings, n_copies, n_blocks):
+        self.total = np.full((n_settings, n_copies), np.nan)
+        self.blocks = np.full((n_settings, n_copies, n_blocks), np.nan)
+
+    def put(self, i, r, score):
+        self.total[i, r], self.blocks[i, r] = score
+
+
 def _keep_if_best(kept, at, scores, prepared):
     """``kept``, or the settings ``at`` with their graph and operator where one is better by
     the final choice's rule (the largest mean score, then the first in grid order): the refit
@@ -572,6 +681,33 @@ def _keep_if_best(kept, at, scores, prepared):
         if kept is None or key > kept[1]:
             kept = (i, key, prepared)
     return kept
+
+
+def _complexity(params):
+    """The one-standard-error rule's order of simplicity of a setting (smaller is simpler):
+    fewer propagation steps (NeighMean, one neighbour average, counts as one step), then
+    fewer neighbours, then the method in the fixed order of ``METHODS`` (``"neighmean"``,
+    ``"multihop"``, ``"ppr"``, ``"heat"``); the caller breaks the remaining ties by grid
+    order (similarity in the order of ``similarities``, then ``alpha`` / ``t`` as given)."""
+    steps = 1 if params["method"] == "neighmean" else params["n_iter"]
+    return (steps, params["n_neighbors"], METHODS.index(params["method"]))
+
+
+def _select(selection, mean, std, n_repeats, settings):
+    """The index of the chosen setting, from the settings' mean and std (over the
+    ``n_repeats`` hidden copies) of their scores; not every score NaN.
+
+    ``"best"``: the largest mean, the first in grid order among equal ones. ``"one_se"``: of
+    the settings whose mean is at least ``best - std[best] / sqrt(n_repeats)`` (the best
+    setting's standard error), the simplest by :func:`_complexity`, then the first in grid
+    order. NaN means are never chosen."""
+    finite = np.where(np.isnan(mean), -np.inf, mean)
+    best = int(np.argmax(finite))  # the first of equal maxima: grid order
+    if selection == "best":
+        return best
+    threshold = mean[best] - std[best] / np.sqrt(n_repeats)
+    within = np.flatnonzero(finite >= threshold)
+    return int(min(within, key=lambda i: (_complexity(settings[i]), i)))
 
 
 def _key(params):

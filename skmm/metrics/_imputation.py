@@ -178,8 +178,13 @@ class _HiddenEntries:
                            for cols, block in self.blocks])
         if multioutput == "raw_values":
             return scores
-        valid = ~np.isnan(scores)
-        return float(scores[valid].mean()) if valid.any() else float("nan")
+        return _uniform_average(scores)
+
+
+def _uniform_average(scores):
+    """The ``"uniform_average"`` of per-block scores: their mean, NaN blocks left out."""
+    valid = ~np.isnan(scores)
+    return float(scores[valid].mean()) if valid.any() else float("nan")
 
 
 def _prepare_block(x_true, x_masked, hidden, offset, centre_dtype):

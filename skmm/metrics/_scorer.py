@@ -7,7 +7,7 @@ from sklearn.base import clone
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import StrOptions, validate_params
 
-from .._validation import Int, Real, check_block_sizes, masked_to_nan
+from .._validation import Int, Real, check_block_sizes, check_interactions, masked_to_nan
 from ..datasets._missing import hide_observed
 from ._imputation import imputation_score
 from ._ranking import METRIC_FUNCTIONS
@@ -146,11 +146,13 @@ _IMPUTATION_METRICS = ("centred_cosine", "neg_mse", "mse_skill", "average_precis
      "fraction": [Real(0, 1, closed="neither")],
      "metric": [StrOptions(set(_IMPUTATION_METRICS) | {"mse"})],
      "n_repeats": [Int(1)],
-     "random_state": [Int(0, 2**32 - 1), np.random.RandomState]},
+     "random_state": [Int(0, 2**32 - 1), np.random.RandomState],
+     "stratify": [StrOptions({"degree"}), None]},
     prefer_skip_nested_validation=True,
 )
 def make_imputation_scorer(modalities=None, *, mode="auto", fraction=0.1,
-                           metric="centred_cosine", n_repeats=1, random_state=0):
+                           metric="centred_cosine", n_repeats=1, random_state=0,
+                           stratify=None):
     """A self-supervised scorer ``scorer(estimator, X, y)`` for selecting an imputer.
 
     Imputers have no labels to be validated on, and graph imputers are transductive: they
@@ -209,6 +211,11 @@ def make_imputation_scorer(modalities=None, *, mode="auto", fraction=0.1,
     random_state : int or RandomState instance, default=0
         Seeds the hiding. A RandomState is copied at every call, so that every call (every
         candidate) hides the same entries; None is refused for the same reason.
+    stratify : {"degree"} or None, default=None
+        ``"degree"``: hide by degree strata, so that the degrees (interaction counts, from
+        ``y``) of the hidden items follow those of each block's truly missing items
+        (:func:`skmm.datasets.hide_observed` with ``stratify`` the degrees and its default
+        ``n_bins=5``); the scorer then needs ``y``. None: uniform hiding.
 
     Returns
     -------
@@ -233,7 +240,7 @@ def make_imputation_scorer(modalities=None, *, mode="auto", fraction=0.1,
     >>> scorer = make_imputation_scorer(data.modalities, fraction=0.1)
     >>> scorer
     make_imputation_scorer(modalities=[6, 4], mode='auto', fraction=0.1, \
-metric='centred_cosine', n_repeats=1, random_state=0)
+metric='centred_cosine', n_repeats=1, random_state=0, stratify=None)
     >>> search = GridSearchCV(FeatPropImputer(device="cpu"), {"n_neighbors": [5, 10]},
     ...                       scoring=scorer, cv=AllItemsSplit()).fit(X, data.Y)
     >>> sorted(search.best_params_)
@@ -248,19 +255,22 @@ metric='centred_cosine', n_repeats=1, random_state=0)
         modalities = list(check_block_sizes(modalities))
     if isinstance(random_state, np.random.RandomState):
         random_state = copy.deepcopy(random_state)  # later use of the caller's must not count
-    return _ImputationScorer(modalities, mode, fraction, metric, n_repeats, random_state)
+    return _ImputationScorer(modalities, mode, fraction, metric, n_repeats, random_state,
+                             stratify)
 
 
 class _ImputationScorer:
     """Picklable ``scorer(estimator, X, y)``: hide, refit a clone, score the hidden entries."""
 
-    def __init__(self, modalities, mode, fraction, metric, n_repeats, random_state):
+    def __init__(self, modalities, mode, fraction, metric, n_repeats, random_state,
+                 stratify=None):
         self.modalities = modalities
         self.mode = mode
         self.fraction = fraction
         self.metric = metric
         self.n_repeats = n_repeats
         self.random_state = random_state
+        self.stratify = stratify
         self.__name__ = metric
 
     def __call__(self, estimator, X, y=None):
@@ -270,10 +280,11 @@ class _ImputationScorer:
         rng = (copy.deepcopy(self.random_state)
                if isinstance(self.random_state, np.random.RandomState)
                else np.random.RandomState(self.random_state))
+        degree = None if self.stratify is None else item_degrees(y, X.shape[0])
         scores = []
         for _ in range(self.n_repeats):
             X_hidden, _ = hide_observed(X, self.modalities, fraction=self.fraction,
-                                        mode=self.mode, random_state=rng)
+                                        mode=self.mode, random_state=rng, stratify=degree)
             model = clone(estimator)
             if "out_file" in model.get_params(deep=False):
                 # The imputation of the hidden copy stays in memory; the user's file is the
@@ -292,4 +303,13 @@ class _ImputationScorer:
                 else "RandomState(...)")
         return (f"make_imputation_scorer(modalities={self.modalities!r}, mode={self.mode!r}, "
                 f"fraction={self.fraction!r}, metric={self.metric!r}, "
-                f"n_repeats={self.n_repeats!r}, random_state={seed!s})")
+                f"n_repeats={self.n_repeats!r}, random_state={seed!s}, "
+                f"stratify={self.stratify!r})")
+
+
+def item_degrees(y, n_items):
+    """Each item's interaction count (distinct users), the ``stratify="degree"`` values."""
+    if y is None:
+        raise ValueError("stratify='degree' hides by the items' interaction counts, which "
+                         "come from y: pass the (n_items, n_users) interactions as y.")
+    return np.diff(check_interactions(y, n_items, name="y").indptr)
