@@ -45,6 +45,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -53,7 +54,6 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-from ._sparsetools import spgemm_into
 from ._validation import check_interactions, resolve_device
 from .graph import cointeraction_graph, normalize_adjacency
 from .propagation import column_groups
@@ -925,9 +925,9 @@ def rewired_graph(H, rows, *, kernel="ppr", alpha=0.1, t=5.0, n_neighbors=20, to
     rank : {"value", "relative"}, default="value"
         Rank a row's entries by ``T_ij`` or by ``T_ij / m_j`` (see Ranking).
     batch_size : int or None, default=None
-        Rows computed together (256 when None: on Amazon Baby a PPR row keeps thousands of
-        entries before the top-k, so a block of 256 holds about 100 MB); blocks run on
-        ``torch.get_num_threads()`` threads. The result does not depend on it.
+        Rows computed together (None: an eighth of each thread's share, at least 256); blocks
+        run on ``torch.get_num_threads()`` threads, each with accumulators of ``n_items``
+        entries (about 50 bytes per item). The result does not depend on it.
 
     Returns
     -------
@@ -969,14 +969,18 @@ def rewired_graph(H, rows, *, kernel="ppr", alpha=0.1, t=5.0, n_neighbors=20, to
         for coef in theta[1:]:
             u = HT @ u
             mass += coef * u
-    step = 256 if batch_size is None else int(batch_size)
+    n_threads = max(int(torch.get_num_threads()), 1)
+    # Each block allocates accumulators of n_items entries once: blocks of many seeds (8 per
+    # thread) amortise them, and the result does not depend on the blocking.
+    step = (max(256, -(-rows.size // (8 * n_threads))) if batch_size is None
+            else int(batch_size))
     blocks = [rows[s:s + step] for s in range(0, rows.size, step)]
 
     def run(seeds):
         return _rewire_block(H, seeds, theta, eps, int(n_neighbors), float(prune_tol),
                              keep_self, mass)
 
-    n_threads = min(max(int(torch.get_num_threads()), 1), len(blocks))
+    n_threads = min(n_threads, len(blocks))
     if n_threads > 1:
         with ThreadPoolExecutor(n_threads) as pool:
             parts = list(pool.map(run, blocks))  # block order: deterministic
@@ -993,55 +997,126 @@ def rewired_graph(H, rows, *, kernel="ppr", alpha=0.1, t=5.0, n_neighbors=20, to
 
 
 def _rewire_block(H, seeds, theta, eps, k, prune_tol, keep_self, mass):
-    """Rows ``seeds`` of the pruned series, top ``k``: ``(rows, cols, weights, error)``.
+    """Rows ``seeds`` of the pruned series, top ``k``: ``(rows, cols, weights, error)``."""
+    B = seeds.size
+    cols = np.zeros((B, k), np.int64)
+    vals = np.zeros((B, k))
+    counts = np.zeros(B, np.int64)
+    err = np.zeros(B)
+    _rewire_rows(H.indptr, H.indices, H.data, seeds.astype(np.int64), theta, eps, k,
+                 prune_tol, keep_self, np.zeros(0) if mass is None else mass, mass is not None,
+                 cols, vals, counts, err)
+    keep = np.arange(k) < counts[:, None]
+    return np.repeat(seeds, counts), cols[keep], vals[keep], err
 
-    Each step is one sparse product of the block's walk vectors with ``H``, written into
-    buffers sized by its number of multiply-adds (no symbolic pass). The terms of the series
-    are summed once at the end (one sort), not matrix by matrix at every step."""
-    B, J = seeds.size, len(theta)
-    idx = H.indices.dtype
-    row_len = np.diff(H.indptr).astype(np.int64)
-    indptr = np.arange(B + 1, dtype=idx)
-    indices, data = seeds.astype(idx), np.ones(B)
-    terms = [(np.arange(B), seeds, np.full(B, theta[0]))]
-    dropped = np.zeros(B)
-    for step in range(1, J):
-        work = max(int(row_len[indices].sum()), 1)
-        indptr, indices, data = spgemm_into(B, indptr, indices, data, H, np.empty(work, idx),
-                                            np.empty(work))
-        owner = np.repeat(np.arange(B), np.diff(indptr))
-        remaining = eps[step] - eps[J]  # the mass one unit at step l still adds to the series
-        small = data * remaining < prune_tol
-        if small.any():
-            dropped += np.bincount(owner[small], data[small], minlength=B) * remaining
-            keep = ~small
-            owner, indices, data = owner[keep], indices[keep], data[keep]
-            indptr = np.zeros(B + 1, idx)
-            np.cumsum(np.bincount(owner, minlength=B), out=indptr[1:])
-        if data.size == 0:
-            break
-        terms.append((owner, indices.astype(np.int64), data * theta[step]))
-    owner, col, val = (np.concatenate(x) for x in zip(*terms))
-    S = sp.csr_matrix((val, (owner, col)), shape=(B, H.shape[0]))
-    S.sum_duplicates()  # canonical: sorted indices, no duplicates
-    owner = np.repeat(np.arange(B), np.diff(S.indptr))
-    col, val = S.indices.astype(np.int64), S.data
-    keep = (val > 0) if keep_self else (val > 0) & (col != seeds[owner])
-    owner, col, val = owner[keep], col[keep], val[keep]
-    # Rank by (row, value descending on a 2**-40 grid, column ascending): a stable sort of an
-    # integer key over entries already in (row, column) order. Values and ratios lie in [0, 1].
-    score = val if mass is None else val / mass[col]
-    q = np.rint(np.minimum(score, 1.0) * (1 << _RANK_BITS)).astype(np.int64)
-    key = (owner << (_RANK_BITS + 1)) + ((1 << _RANK_BITS) - q)
-    order = np.argsort(key, kind="stable")
-    owner, col, val = owner[order], col[order], val[order]
-    count = np.bincount(owner, minlength=B)
-    start = np.zeros(B, np.int64)
-    np.cumsum(count[:-1], out=start[1:])
-    top = (np.arange(owner.size) - start[owner]) < k
-    owner, col, val = owner[top], col[top], val[top]
-    total = np.bincount(owner, val, minlength=B)
-    return seeds[owner], col, val / total[owner], dropped + eps[J]
+
+@numba.njit(nogil=True, cache=False)
+def _rewire_rows(indptr, indices, data, seeds, theta, eps, k, prune_tol, keep_self, mass,
+                 use_mass, out_cols, out_vals, out_counts, out_err):  # pragma: no cover
+    """The pruned series of each seed's row, its top ``k`` and their weights (compiled).
+
+    Per seed: the walk vector ``v_l = v_{l-1} H`` is pushed through dense accumulators with
+    a list of the touched items (Gustavson's method: nothing of size ``n_items`` is cleared
+    or scanned per seed, only what the walk touched); entries whose remaining contribution
+    ``v (eps_l - eps_J)`` is below ``prune_tol`` are dropped and their mass counted in the
+    error; ``theta_l v_l`` is summed into the row. The ``k`` largest entries (other than the
+    seed unless ``keep_self``) are ranked by (score on a ``2**-_RANK_BITS`` grid descending,
+    column ascending), the score being the value or, with ``use_mass``, value / mass, and
+    normalised to sum 1. The accumulators are allocated once per call (a block of seeds).
+    """
+    n = indptr.shape[0] - 1
+    J = theta.shape[0]
+    acc_v = np.zeros(n)
+    in_v = np.zeros(n, np.bool_)
+    list_v = np.empty(n, np.int64)
+    acc_t = np.zeros(n)
+    in_t = np.zeros(n, np.bool_)
+    list_t = np.empty(n, np.int64)
+    cur_idx = np.empty(n, np.int64)
+    cur_val = np.empty(n)
+    top_q = np.empty(k, np.int64)
+    grid = float(1 << _RANK_BITS)
+    for s in range(seeds.shape[0]):
+        seed = seeds[s]
+        cur_idx[0] = seed
+        cur_val[0] = 1.0
+        n_cur = 1
+        acc_t[seed] = theta[0]
+        in_t[seed] = True
+        list_t[0] = seed
+        n_t = 1
+        dropped = 0.0
+        for step in range(1, J):
+            n_v = 0
+            for a in range(n_cur):
+                u = cur_idx[a]
+                x = cur_val[a]
+                for p in range(indptr[u], indptr[u + 1]):
+                    j = indices[p]
+                    if in_v[j]:
+                        acc_v[j] += x * data[p]
+                    else:
+                        in_v[j] = True
+                        list_v[n_v] = j
+                        n_v += 1
+                        acc_v[j] = x * data[p]
+            remaining = eps[step] - eps[J]
+            n_cur = 0
+            small = 0.0
+            for b in range(n_v):
+                j = list_v[b]
+                val = acc_v[j]
+                in_v[j] = False
+                acc_v[j] = 0.0
+                if val * remaining < prune_tol:
+                    small += val
+                else:
+                    cur_idx[n_cur] = j
+                    cur_val[n_cur] = val
+                    n_cur += 1
+            dropped += small * remaining
+            if n_cur == 0:
+                break
+            for b in range(n_cur):
+                j = cur_idx[b]
+                if not in_t[j]:
+                    in_t[j] = True
+                    list_t[n_t] = j
+                    n_t += 1
+                acc_t[j] += theta[step] * cur_val[b]
+        # The top k by (grid score descending, column ascending), by insertion.
+        c = 0
+        for b in range(n_t):
+            j = list_t[b]
+            val = acc_t[j]
+            if not (val > 0.0) or (j == seed and not keep_self):
+                continue
+            score = val / mass[j] if use_mass else val
+            q = np.int64(np.rint(min(score, 1.0) * grid))
+            if c == k and (q < top_q[k - 1] or (q == top_q[k - 1] and j > out_cols[s, k - 1])):
+                continue
+            i = c if c < k else k - 1
+            while i > 0 and (top_q[i - 1] < q or (top_q[i - 1] == q and out_cols[s, i - 1] > j)):
+                top_q[i] = top_q[i - 1]
+                out_cols[s, i] = out_cols[s, i - 1]
+                out_vals[s, i] = out_vals[s, i - 1]
+                i -= 1
+            top_q[i] = q
+            out_cols[s, i] = j
+            out_vals[s, i] = val
+            if c < k:
+                c += 1
+        total = 0.0
+        for i in range(c):
+            total += out_vals[s, i]
+        for i in range(c):
+            out_vals[s, i] = out_vals[s, i] / total
+        out_counts[s] = c
+        out_err[s] = dropped + eps[J]
+        for b in range(n_t):
+            j = list_t[b]
+            in_t[j] = False
+            acc_t[j] = 0.0
 
 
 # ------------------------------------------------------------------------------------------
