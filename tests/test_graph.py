@@ -215,8 +215,7 @@ def test_independent_of_blocks_sub_blocks_and_threads(similarity, monkeypatch):
     variants = [{"batch_size": 1}, {"batch_size": 7}, {"batch_size": 1000}]
     results = [cointeraction_graph(Y, 5, similarity=similarity, weighting="similarity", **v)
                for v in variants]
-    monkeypatch.setattr(graph, "_SELECT_ENTRIES", 37)  # many sub-blocks, rows split across none
-    monkeypatch.setattr(graph, "_BLOCK_WORK", 500)
+    monkeypatch.setattr(graph, "_TASKS_PER_THREAD", 37)  # many small tasks per thread
     before = torch.get_num_threads()
     for n_threads in (1, 2):
         torch.set_num_threads(n_threads)
