@@ -550,7 +550,8 @@ def _top_neighbours(Y, k, sim, batch_size, *, by_column):
         # them for every task it takes (the kernel leaves the accumulator zeroed).
         bufs = getattr(scratch, "bufs", None)
         if bufs is None:
-            scratch.bufs = bufs = (np.zeros(n_items, vdtype), np.empty(n_items, idx),
+            scratch.bufs = bufs = (np.zeros(n_items, vdtype), np.empty(n_items + 1, idx),
+                                   np.empty(n_items + 1), np.empty(n_items + 1, vdtype),
                                    np.empty(k), np.empty(k, idx), np.empty(k, vdtype))
         kernel.top_rows(chunk[0], chunk[1], y_indptr, y_indices, left, yt_indptr, yt_indices,
                         right, sim.weighted, k, mode, a, b, lam, by_column, *bufs, out_indptr,
