@@ -2,27 +2,31 @@
 
 Two items are linked when users interacted with both. Row ``i`` keeps the ``k`` other items most
 similar to ``i`` under one of several similarities (the raw co-count of the FeatProp paper, or
-a normalised one from item-kNN collaborative filtering). The graph is built sparsely, one block
-of item rows at a time, so that memory is bounded by the block's co-interaction counts and never
-by an ``n_items x n_items`` dense array (the official FeatProp code materialises that array).
+a normalised one from item-kNN collaborative filtering). Memory is bounded by the output and
+a few dense arrays of ``n_items`` entries per thread, never by an ``n_items x n_items`` array
+(the official FeatProp code materialises that array) nor by the co-interaction counts.
 
 Where the time goes, and why the code looks the way it does (1M items, 10M interactions):
 
-* The counts ``C[block] = Y[block] @ Y.T`` are a sparse product; scipy's kernel is
-  single-threaded but releases the GIL, so blocks run on ``torch.get_num_threads()`` Python
-  threads. Counts are accumulated in int16 where the item degrees allow it: the kernel's dense
-  accumulator is then half the int32 one and stays in cache longer (about 10% faster).
-* Keeping the top ``k`` of every row must not sort all of the block's entries (most of them are
-  count-1 pairs that never make the cut). :func:`_candidates` finds, per row, a lower bound on
-  the ``(k + 1)``-th best key from the maxima of a few chunks of the row, in one vectorised pass,
-  and only the entries above it (a few times ``k`` per row) are sorted. The passes run on
-  sub-blocks of about 256k entries, so that their temporaries stay in cache.
-* No Python loop runs over rows.
+* One fused kernel (:mod:`skmm._graph_kernel`, compiled by numba) builds each row: it
+  accumulates the row's co-interaction counts (or weighted sums) in a dense per-thread
+  accumulator, keeps the ``k`` best in a heap, and resets the accumulator, without writing the
+  sparse product anywhere. The former sparse product (scipy's private ``csr_matmat``) plus
+  numpy selection spent most of its time writing and re-reading the product's hundreds of
+  millions of entries, most of them count-1 pairs that never make the cut.
+* Rows are independent: tasks of rows of about equal work run on ``torch.get_num_threads()``
+  Python threads (the kernel releases the GIL), handed out as threads become free. Python
+  threads rather than numba's ``parallel=True``: the thread count follows torch's setting with
+  no global state to restore, concurrent calls from several threads are safe on every numba
+  threading layer, and a serial kernel compiles faster (no parfor passes).
+* The kernel adds the terms of every sum in the order scipy's product did, and computes every
+  ranking key by the same float64 operations as :meth:`_Similarity.value`: the graph is the
+  same, bit for bit, as before the kernel.
 
 Why one module of this length: graph construction is one concept with one fast path. The six
-similarities share the block loop, the candidate selection and the tie rule, and differ only in
-a few lines of key computation; splitting them apart would spread the one algorithm over
-several files without making any of it shorter.
+similarities share the kernel and the tie rule, and differ only in their per-item factors and
+a line of key computation; only the compiled kernel lives apart, so that numba is imported
+(about a second) when a graph is built, not whenever this module is.
 """
 
 import os
@@ -111,7 +115,7 @@ def cointeraction_graph(Y, n_neighbors=20, *, similarity="count", shrink=0.0,
     float64 value of the formula, computed the same way whatever ``batch_size`` or the number of
     threads: deterministic, and exact up to float64 rounding of the similarity. ``tfidf``
     without shrinkage and ``bm25`` rank row ``i`` by :math:`\sum_u w_u g_j` (users in
-    increasing order, :math:`g_j = q_j^{-1/2}` or :math:`f_j`), summed by the sparse product
+    increasing order, :math:`g_j = q_j^{-1/2}` or :math:`f_j`), summed by the kernel
     itself, and :math:`s_{ij} = g_i \sum_u w_u g_j`: the two directions of a pair may then
     differ in the last bits of float64 (the symmetric union keeps the larger).
 
@@ -145,9 +149,10 @@ def cointeraction_graph(Y, n_neighbors=20, *, similarity="count", shrink=0.0,
         for ``"tfidf"``/``"bm25"``, whose product computes :math:`S_{ij}` only);
         ``"similarity"`` keeps :math:`s_{ij}` (in float32).
     batch_size : int or None, default=None
-        Item rows whose co-interaction counts are computed at once. None sizes blocks by their
-        work (about 4 million co-interaction products each). The result does not depend on it.
-        Blocks are processed on ``torch.get_num_threads()`` threads, each holding one block.
+        Item rows per parallel task. None makes about 8 tasks per thread of about equal work
+        (co-interaction products). The result does not depend on it. Tasks run on
+        ``torch.get_num_threads()`` threads, each holding an accumulator of ``n_items``
+        entries.
 
     Returns
     -------
