@@ -2,27 +2,31 @@
 
 Two items are linked when users interacted with both. Row ``i`` keeps the ``k`` other items most
 similar to ``i`` under one of several similarities (the raw co-count of the FeatProp paper, or
-a normalised one from item-kNN collaborative filtering). The graph is built sparsely, one block
-of item rows at a time, so that memory is bounded by the block's co-interaction counts and never
-by an ``n_items x n_items`` dense array (the official FeatProp code materialises that array).
+a normalised one from item-kNN collaborative filtering). Memory is bounded by the output and
+a few dense arrays of ``n_items`` entries per thread, never by an ``n_items x n_items`` array
+(the official FeatProp code materialises that array) nor by the co-interaction counts.
 
 Where the time goes, and why the code looks the way it does (1M items, 10M interactions):
 
-* The counts ``C[block] = Y[block] @ Y.T`` are a sparse product; scipy's kernel is
-  single-threaded but releases the GIL, so blocks run on ``torch.get_num_threads()`` Python
-  threads. Counts are accumulated in int16 where the item degrees allow it: the kernel's dense
-  accumulator is then half the int32 one and stays in cache longer (about 10% faster).
-* Keeping the top ``k`` of every row must not sort all of the block's entries (most of them are
-  count-1 pairs that never make the cut). :func:`_candidates` finds, per row, a lower bound on
-  the ``(k + 1)``-th best key from the maxima of a few chunks of the row, in one vectorised pass,
-  and only the entries above it (a few times ``k`` per row) are sorted. The passes run on
-  sub-blocks of about 256k entries, so that their temporaries stay in cache.
-* No Python loop runs over rows.
+* One fused kernel (:mod:`skmm._graph_kernel`, compiled by numba) builds each row: it
+  accumulates the row's co-interaction counts (or weighted sums) in a dense per-thread
+  accumulator, keeps the ``k`` best in a heap, and resets the accumulator, without writing the
+  sparse product anywhere. The former sparse product (scipy's private ``csr_matmat``) plus
+  numpy selection spent most of its time writing and re-reading the product's hundreds of
+  millions of entries, most of them count-1 pairs that never make the cut.
+* Rows are independent: tasks of rows of about equal work run on ``torch.get_num_threads()``
+  Python threads (the kernel releases the GIL), handed out as threads become free. Python
+  threads rather than numba's ``parallel=True``: the thread count follows torch's setting with
+  no global state to restore, concurrent calls from several threads are safe on every numba
+  threading layer, and a serial kernel compiles faster (no parfor passes).
+* The kernel adds the terms of every sum in the order scipy's product did, and computes every
+  ranking key by the same float64 operations as :meth:`_Similarity.value`: the graph is the
+  same, bit for bit, as before the kernel.
 
 Why one module of this length: graph construction is one concept with one fast path. The six
-similarities share the block loop, the candidate selection and the tie rule, and differ only in
-a few lines of key computation; splitting them apart would spread the one algorithm over
-several files without making any of it shorter.
+similarities share the kernel and the tie rule, and differ only in their per-item factors and
+a line of key computation; only the compiled kernel lives apart, so that numba is imported
+(about a second) when a graph is built, not whenever this module is.
 """
 
 import os
@@ -35,7 +39,6 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-from ._sparsetools import spgemm_into
 from ._validation import check_interactions
 
 __all__ = ["NeighbourLists", "cointeraction_graph", "graph_from_neighbours", "neighbour_lists",
@@ -47,17 +50,8 @@ _COUNT_BASED = ("count", "cosine", "asymmetric_cosine", "jaccard")  # functions 
 _SHRINKABLE = ("cosine", "asymmetric_cosine", "jaccard", "tfidf")  # those with a denominator
 _WEIGHTINGS = ("binary", "count", "similarity")
 
-# Co-interaction products (sum of the block's users' degrees, an upper bound on the block's
-# count entries) per block when ``batch_size`` is None. Each worker thread holds buffers of 6 to
-# 12 bytes per product (the column and the count or weighted sum): 25-50 MB at 4M. Blocks of
-# 2M-16M products build the 1M-item benchmark graph equally fast.
-_BLOCK_WORK = 1 << 22
-# Entries per selection sub-block: its int64/float64 temporaries (a few MB) stay in L2/L3.
-_SELECT_ENTRIES = 1 << 18
-# Chunks per row, per kept slot, from which the per-row lower bound is taken (see _candidates).
-_CHUNKS_PER_SLOT = 4
-# Entries per chunk, at least: fewer chunks cost less to reduce than they save in sorting.
-_MIN_CHUNK = 4
+# Parallel tasks per thread when ``batch_size`` is None (see _chunks).
+_TASKS_PER_THREAD = 8
 
 _INT32_MAX = np.iinfo(np.int32).max
 
@@ -121,7 +115,7 @@ def cointeraction_graph(Y, n_neighbors=20, *, similarity="count", shrink=0.0,
     float64 value of the formula, computed the same way whatever ``batch_size`` or the number of
     threads: deterministic, and exact up to float64 rounding of the similarity. ``tfidf``
     without shrinkage and ``bm25`` rank row ``i`` by :math:`\sum_u w_u g_j` (users in
-    increasing order, :math:`g_j = q_j^{-1/2}` or :math:`f_j`), summed by the sparse product
+    increasing order, :math:`g_j = q_j^{-1/2}` or :math:`f_j`), summed by the kernel
     itself, and :math:`s_{ij} = g_i \sum_u w_u g_j`: the two directions of a pair may then
     differ in the last bits of float64 (the symmetric union keeps the larger).
 
@@ -155,9 +149,10 @@ def cointeraction_graph(Y, n_neighbors=20, *, similarity="count", shrink=0.0,
         for ``"tfidf"``/``"bm25"``, whose product computes :math:`S_{ij}` only);
         ``"similarity"`` keeps :math:`s_{ij}` (in float32).
     batch_size : int or None, default=None
-        Item rows whose co-interaction counts are computed at once. None sizes blocks by their
-        work (about 4 million co-interaction products each). The result does not depend on it.
-        Blocks are processed on ``torch.get_num_threads()`` threads, each holding one block.
+        Item rows per parallel task. None makes about 8 tasks per thread of about equal work
+        (co-interaction products). The result does not depend on it. Tasks run on
+        ``torch.get_num_threads()`` threads, each holding an accumulator of ``n_items``
+        entries.
 
     Returns
     -------
@@ -411,26 +406,36 @@ class _Similarity:
         """Whether the product sums user weights (else it counts co-interactions)."""
         return self.user_weight is not None
 
-    def rank_key(self, vals, cols, rows):
-        """Per-entry key, larger is better; equal keys tie (broken by the smaller column).
+    def kernel_key(self):
+        """The ranking key of the kernel: ``(mode, a, b, shrink)`` (skmm/_graph_kernel.py).
 
-        ``count`` packs the column into an int64 key, so that keys within a row are distinct:
-        ``c * n - col`` orders by count descending, then column ascending.
+        Larger keys are better; equal keys tie, and ties go to the smaller column. The key of
+        ``(i, j)`` is computed from ``a[i]`` and ``b[j]`` by the same float64 operations, in
+        the same order, as :meth:`value`, so that ranks and ties equal those of the values.
+        ``count`` ranks by the count itself. The cosine without shrinkage ranks by
+        :math:`c^2 / d_j`: the row's own :math:`1/\\sqrt{d_i}` drops out, and one correctly
+        rounded division of exact integers keeps order and ties exact (see
+        cointeraction_graph). Folded sums :math:`\\sum_u w_u g_j` are their own key (the row's
+        factor :math:`g_i` drops out).
         """
+        from . import _graph_kernel as kernel
+
+        d, lam = self.degree, self.shrink
         if self.name == "count":
-            key = np.multiply(vals, len(self.degree), dtype=np.int64)
-            key -= cols
-            return key
-        if self.name == "cosine" and self.shrink == 0:
-            # c^2 / d_j: the row's own 1/sqrt(d_i) drops out, and one correctly rounded division
-            # of exact integers keeps order and ties exact (see cointeraction_graph).
-            c = vals.astype(np.float64)
-            c *= c
-            c /= self.degree[cols]
-            return c
+            return kernel.MODE_COUNT, d, d, 0.0
+        if self.name == "cosine" and lam == 0:
+            return kernel.MODE_RATIO, d, d, 0.0
+        if self.name == "cosine":
+            return kernel.MODE_SQRT, d, d, lam
+        if self.name == "asymmetric_cosine":
+            # Per item, the powers value() takes per entry (the same numpy expression).
+            return kernel.MODE_PRODUCT, d ** self.alpha, d ** (1 - self.alpha), lam
+        if self.name == "jaccard":
+            return kernel.MODE_JACCARD, d, d, lam
         if self.folded:
-            return vals  # sum_u w_u g_j: the row's factor g_i drops out
-        return self.value(vals, cols, rows())
+            return kernel.MODE_SUM, d, d, 0.0
+        f = self.item_factor
+        return kernel.MODE_SQRT, f, f, lam  # tfidf with shrinkage
 
     def value(self, vals, cols, rows):
         """The similarity :math:`s_{ij}` in float64 (formulas in cointeraction_graph)."""
@@ -494,64 +499,104 @@ def _similarity(Y, name, shrink, alpha, k1, b):
 
 
 # ------------------------------------------------------------------------------------------
-# The build: blocks of rows, a sparse product per block, a top-k selection per row
+# The build: one fused numba kernel (skmm/_graph_kernel.py), rows in parallel
 # ------------------------------------------------------------------------------------------
 
 def _top_neighbours(Y, k, sim, batch_size, *, by_column):
     """Each row's top ``k`` neighbours: ``(indptr, cols, vals)`` with int64 ``indptr``.
 
     Within a row, entries come in rank order, or in column order if ``by_column`` (the CSR
-    order of the graph; sorting there keeps that work on the worker threads).
+    order of the graph). ``vals`` are the co-counts (int32) or the weighted sums (float64) of
+    the kept pairs.
     """
+    from . import _graph_kernel as kernel  # numba is imported (0.5-1 s) only for a build
+
     n_items, n_users = Y.shape
-    # int32 indices halve the index traffic of the product, and every array handed to the
-    # kernel must share one dtype.
+    # One index dtype for every array handed to the kernel: one compiled signature per value
+    # dtype (a few seconds each), and int32 halves the index traffic.
     idx = np.int32 if max(Y.nnz, n_items, n_users) < _INT32_MAX else np.int64
-    if sim.weighted:
-        vdtype = np.float64
-    else:
-        # Counts are exact integers bounded by the largest item degree (the diagonal); int16
-        # keeps the kernel's dense accumulator small.
-        max_degree = int(np.diff(Y.indptr).max()) if n_items else 0
-        vdtype = np.int16 if max_degree < np.iinfo(np.int16).max else np.int32
-    left = np.ones(Y.nnz, vdtype) if not sim.weighted else sim.user_weight[Y.indices]
-    Yi = sp.csr_matrix((left, Y.indices.astype(idx, copy=False),
-                        Y.indptr.astype(idx, copy=False)), shape=Y.shape)
-    right = (np.ones(Y.nnz, vdtype) if not sim.folded else
-             np.repeat(sim.column_factor, np.diff(Y.indptr)))
+    y_indptr = Y.indptr.astype(idx, copy=False)
+    y_indices = Y.indices.astype(idx, copy=False)
+    # Y.T in CSR (items ascending within each user): the order in which scipy's product added
+    # the terms, kept so that weighted sums are bit for bit the former ones.
+    right = (np.repeat(sim.column_factor, np.diff(Y.indptr)) if sim.folded else
+             np.ones(Y.nnz))
     Yt = sp.csr_matrix((right, Y.indices, Y.indptr), shape=Y.shape).T.tocsr()
-    Yt.indptr, Yt.indices = Yt.indptr.astype(idx, copy=False), Yt.indices.astype(idx, copy=False)
+    yt_indptr, yt_indices = Yt.indptr.astype(idx, copy=False), Yt.indices.astype(idx, copy=False)
+    if sim.weighted:
+        left, right, vdtype = sim.user_weight[Y.indices], Yt.data, np.float64
+    else:  # counts: the kernel adds ones and reads no weights
+        left = right = np.zeros(0)
+        vdtype = np.int32
+    del Yt
 
+    # Products per row (each of its users contributes its degree): an upper bound on the row's
+    # candidates (self included), so a row needs at most min(k, work) output slots.
+    user_degree = np.diff(yt_indptr).astype(np.int64)
+    work = np.zeros(n_items + 1, np.int64)
+    np.cumsum(sp.csr_matrix((np.ones(Y.nnz, np.int64), Y.indices, Y.indptr), shape=Y.shape)
+              @ user_degree, out=work[1:])
+    slots = np.minimum(np.diff(work), k)
+    out_indptr = np.zeros(n_items + 1, np.int64)
+    np.cumsum(slots, out=out_indptr[1:])
+    out_cols = np.empty(int(out_indptr[-1]), idx)
+    out_vals = np.empty(int(out_indptr[-1]), vdtype)
+    out_len = np.zeros(n_items, np.int64)
+    if k == 0 or n_items == 0:
+        return np.zeros(n_items + 1, np.int64), out_cols[:0], out_vals[:0]
+
+    mode, a, b, lam = sim.kernel_key()
     n_threads = _n_threads()
-    blocks = list(_row_blocks(Yi, batch_size, n_threads))
-    # Each worker thread reuses its own buffers across blocks: a fresh 100 MB array costs more
-    # in page faults than the passes that fill it (measured ~10x), so nothing block-sized is
-    # allocated per block.
+    chunks = _chunks(work, batch_size, n_threads)
     scratch = threading.local()
-    buf_size = max([work for _, _, work in blocks] + [1])
 
-    def top_block(block):
-        start, stop, work = block
-        buf = _buffers(scratch, buf_size, idx, vdtype)
-        indptr, cols, vals = _spgemm(Yi, Yt, start, stop, work, buf)
-        return _top_block(indptr, cols, vals, start, k, sim, by_column)
+    def build(chunk):
+        # Each worker thread allocates its accumulator, touched list and heap once and reuses
+        # them for every task it takes (the kernel leaves the accumulator zeroed).
+        bufs = getattr(scratch, "bufs", None)
+        if bufs is None:
+            scratch.bufs = bufs = (np.zeros(n_items, vdtype), np.empty(n_items + 1, idx),
+                                   np.empty(n_items + 1), np.empty(n_items + 1, vdtype),
+                                   np.empty(k), np.empty(k, idx), np.empty(k, vdtype))
+        kernel.top_rows(chunk[0], chunk[1], y_indptr, y_indices, left, yt_indptr, yt_indices,
+                        right, sim.weighted, k, mode, a, b, lam, by_column, *bufs, out_indptr,
+                        out_cols, out_vals, out_len)
 
-    n_threads = min(n_threads, len(blocks))
-    if k == 0:
-        parts = []
-    elif n_threads > 1:
+    tasks = list(zip(chunks[:-1], chunks[1:]))
+    n_threads = min(n_threads, len(tasks))
+    if n_threads > 1:
+        # The kernel releases the GIL; the pool hands tasks out as threads become free, so a
+        # thread slowed by another process takes fewer of them. Rows are independent: the
+        # result does not depend on the tasks or the threads.
         with ThreadPoolExecutor(n_threads) as pool:
-            parts = list(pool.map(top_block, blocks))  # in block order: deterministic
+            for _ in pool.map(build, tasks):
+                pass
     else:
-        parts = [top_block(b) for b in blocks]
-    indptr = np.zeros(n_items + 1, np.int64)
-    if parts:
-        np.cumsum(np.concatenate([p[0] for p in parts]), out=indptr[1:])
-        cols = np.concatenate([p[1] for p in parts])
-        vals = np.concatenate([p[2] for p in parts])
+        for task in tasks:
+            build(task)
+    if np.array_equal(out_len, slots):  # every row filled its slots (the usual case)
+        return out_indptr, out_cols, out_vals
+    indptr = kernel.compact(out_indptr, out_len, out_cols, out_vals)
+    nnz = int(indptr[-1])
+    # Copies, so that the over-allocated buffers are freed.
+    return indptr, out_cols[:nnz].copy(), out_vals[:nnz].copy()
+
+
+def _chunks(work, batch_size, n_threads):
+    """Row boundaries of the build's tasks, int64, ascending from 0 to ``n_items``.
+
+    ``batch_size`` rows per task if given; else tasks of about equal work (products), about
+    ``_TASKS_PER_THREAD`` per thread, so that a thread slowed by other processes delays the
+    build by one small task, not by a fixed share of the rows.
+    """
+    n_items = len(work) - 1
+    if batch_size is not None:
+        bounds = np.arange(0, n_items + int(batch_size), int(batch_size))
     else:
-        cols, vals = np.zeros(0, idx), np.zeros(0, vdtype)
-    return indptr, cols, vals
+        n_tasks = max(min(n_items, _TASKS_PER_THREAD * n_threads), 1)
+        targets = np.linspace(0, work[-1], n_tasks + 1)[1:-1]
+        bounds = np.concatenate([[0], np.searchsorted(work, targets), [n_items]])
+    return np.unique(np.clip(bounds, 0, n_items)).astype(np.int64)
 
 
 def _adjacency(indptr, cols, vals, sim, n_items, symmetric, weighting):
@@ -592,193 +637,6 @@ def _n_threads():
         return max(int(torch.get_num_threads()), 1)
     except ImportError:  # pragma: no cover - torch is a dependency
         return max(len(os.sched_getaffinity(0)), 1)
-
-
-def _row_blocks(Y, batch_size, n_threads=1):
-    """Yield ``(start, stop, work)`` row ranges covering ``Y``.
-
-    ``work`` is the number of products the block's sparse matmul performs (each of a row's users
-    contributes its degree), an upper bound on the block's count entries. Without
-    ``batch_size``, blocks hold about ``_BLOCK_WORK`` products, fewer on a small graph so that
-    every thread gets a few blocks (at least 64k products each: a block's fixed cost is the
-    kernel's dense accumulator, one entry per item).
-    """
-    n_items = Y.shape[0]
-    user_degree = np.bincount(Y.indices, minlength=Y.shape[1]).astype(np.int64)
-    work = np.zeros(n_items + 1, np.int64)
-    np.cumsum(sp.csr_matrix((np.ones(Y.nnz, np.int64), Y.indices, Y.indptr), shape=Y.shape)
-              @ user_degree, out=work[1:])
-    if batch_size is not None:
-        step = max(int(batch_size), 1)
-        stops = range(step, n_items + step, step)
-    else:
-        per_block = min(_BLOCK_WORK, max(int(work[-1]) // (4 * n_threads), 1 << 16))
-        stops, start = [], 0
-        while start < n_items:
-            stop = int(np.searchsorted(work, work[start] + per_block, side="right")) - 1
-            start = min(max(stop, start + 1), n_items)
-            stops.append(start)
-    start = 0
-    for stop in stops:
-        stop = min(int(stop), n_items)
-        yield start, stop, int(work[stop] - work[start])
-        start = stop
-
-
-def _buffers(scratch, size, idx, vdtype):
-    """This thread's reusable ``(indices, values)`` product buffers of ``size`` entries."""
-    bufs = getattr(scratch, "bufs", None)
-    if bufs is None or len(bufs[0]) < size:
-        scratch.bufs = bufs = (np.empty(size, idx), np.empty(size, vdtype))
-    return bufs
-
-
-def _spgemm(Yi, Yt, start, stop, work, buf):
-    """``Yi[start:stop] @ Yt`` as CSR arrays ``(indptr, indices, data)``.
-
-    scipy's ``@`` first runs a symbolic pass only to size the output; the number of products
-    ``work`` already bounds it, so the numeric kernel is called directly (about 15% faster) and
-    writes into the thread's buffers. The kernel drops zero sums: every entry is a pair that
-    shares a user (and, for weighted sums, has a non-zero similarity).
-    """
-    idx = Yi.indices.dtype
-    if work >= _INT32_MAX and idx == np.int32:  # pragma: no cover - counts overflow int32 idx
-        C = (Yi[start:stop] @ Yt).tocsr()
-        return C.indptr, C.indices, C.data
-    lo, hi = Yi.indptr[start], Yi.indptr[stop]
-    return spgemm_into(stop - start, Yi.indptr[start:stop + 1] - lo, Yi.indices[lo:hi],
-                       Yi.data[lo:hi], Yt, buf[0][:max(work, 1)], buf[1][:max(work, 1)])
-
-
-def _top_block(indptr, cols, vals, start, k, sim, by_column):
-    """The top ``k`` of every row of a product block, in sub-blocks of rows that fit in cache.
-
-    Returns the number of kept entries per row and their columns and values, row by row.
-    """
-    n_rows = len(indptr) - 1
-    bounds = np.searchsorted(indptr, np.arange(0, indptr[-1], _SELECT_ENTRIES), side="right") - 1
-    bounds = np.unique(np.append(bounds, n_rows))
-    parts = []
-    for r0, r1 in zip(bounds[:-1], bounds[1:]):
-        s, e = indptr[r0], indptr[r1]
-        parts.append(_top_rows(indptr[r0:r1 + 1] - s, cols[s:e], vals[s:e], start + r0, k,
-                               sim, by_column))
-    if not parts:
-        return np.zeros(n_rows, np.int64), cols[:0].copy(), vals[:0].copy()
-    if bounds[0] > 0:  # leading empty rows
-        parts.insert(0, (np.zeros(bounds[0], np.int64), cols[:0], vals[:0]))
-    return tuple(np.concatenate(p) for p in zip(*parts))
-
-
-def _top_rows(indptr, cols, vals, start, k, sim, by_column):
-    """Keep, per row of a CSR product block, the ``k`` best entries off the diagonal.
-
-    The best ``k + 1`` entries of the row in the total order (key descending, column
-    ascending) are found, the diagonal is dropped and the first ``k`` kept: exact whether or not
-    the diagonal is among them. Only the candidates of :func:`_candidates` are sorted, and
-    only the first ``k + 1`` of each row are read back.
-    """
-    n_rows = len(indptr) - 1
-    if len(cols) == 0:
-        return np.zeros(n_rows, np.int64), cols, vals
-    key = sim.rank_key(vals, cols, lambda: start + _entry_rows(indptr))
-    cand = _candidates(key, indptr, np.diff(indptr), k + 1)
-    # ``cand`` is ascending, so each row's candidates form one segment.
-    cand_ptr = np.searchsorted(cand, indptr)
-    per_row = np.diff(cand_ptr)
-    row = np.repeat(np.arange(n_rows), per_row)
-    take = np.minimum(per_row, k + 1)
-    pos = np.arange(take.sum()) + np.repeat(cand_ptr[:-1] - _offsets(take), take)
-    if sim.name == "count":
-        col, val = _best_counts(row, key[cand], pos, len(sim.degree), vals.dtype)
-    else:
-        best = cand[_rank_order(row, key[cand], cols[cand])[pos]]
-        col, val = cols[best], vals[best]
-    row = row[pos]
-    off_diagonal = col != row + start
-    row, col, val = row[off_diagonal], col[off_diagonal], val[off_diagonal]
-    keep = _first_per_row(row, n_rows, k)
-    row, col, val = row[keep], col[keep], val[keep]
-    if by_column:
-        order = np.argsort(row * len(sim.degree) + col)
-        col, val = col[order], val[order]
-    return np.bincount(row, minlength=n_rows), col.astype(cols.dtype), val
-
-
-def _candidates(key, indptr, lengths, n_best):
-    """Indices of the entries that may be among their row's ``n_best`` best keys.
-
-    A row is cut into chunks of at least 8 entries, at most ``G = 4 * n_best`` of them. When it
-    has at least ``n_best`` chunks, their maxima are distinct entries, so the ``n_best``-th
-    largest of them is a lower bound on the row's ``n_best``-th largest key, and every entry
-    below it can be dropped; shorter rows are kept whole. Entries equal to the bound are kept,
-    so ties at the cut are resolved later, exactly. One reduction and one comparison pass over
-    the block replace sorting it: on long rows a few times ``n_best`` entries remain.
-    """
-    G = _CHUNKS_PER_SLOT * n_best
-    step = np.maximum(lengths // G, _MIN_CHUNK)
-    n_chunks = np.minimum(lengths // step, G)  # the last chunk takes the remainder
-    cut = n_chunks >= n_best
-    if not cut.any():
-        return np.arange(len(key))
-    # Chunk starts, row by row (one chunk for a row that is kept whole), so that each reduceat
-    # segment ends where the next chunk (or row) begins.
-    n_chunks = np.where(cut, n_chunks, lengths > 0)
-    chunk_row = np.repeat(np.arange(len(lengths)), n_chunks)
-    within = np.arange(len(chunk_row)) - np.repeat(_offsets(n_chunks), n_chunks)
-    starts = indptr[:-1][chunk_row] + within * step[chunk_row]
-    maxima = np.maximum.reduceat(key, starts)
-    # The maxima of the cut rows in a (rows, G) table, padded with the lowest key, so that one
-    # partition along the rows finds every row's n_best-th largest.
-    lowest = np.iinfo(key.dtype).min if key.dtype.kind == "i" else -np.inf
-    in_cut = cut[chunk_row]
-    table = np.full((int(cut.sum()), G), lowest, key.dtype)
-    table[(np.cumsum(cut) - 1)[chunk_row[in_cut]], within[in_cut]] = maxima[in_cut]
-    bound = np.full(len(lengths), lowest, key.dtype)
-    bound[cut] = np.partition(table, G - n_best, axis=1)[:, G - n_best]
-    return np.flatnonzero(key >= np.repeat(bound, lengths))
-
-
-def _best_counts(row, key, pos, n_cols, dtype):
-    """Columns and counts at positions ``pos`` of the count candidates in rank order.
-
-    The keys ``c * n_cols - col`` are distinct within a row, so one in-place sort of a packed
-    int64 key (row, then key descending) orders them, and the column and count are decoded from
-    it: no argsort and no gathers (sorting keys is several times faster than argsort).
-    """
-    hi, lo = int(key.max()), int(key.min())
-    span = hi - lo + 1
-    if (int(row[-1]) + 1) * span >= (1 << 62):  # pragma: no cover - astronomically large keys
-        key = key[np.lexsort((-key, row))][pos]
-    else:
-        packed = row * span
-        packed += hi - key
-        packed.sort()
-        # Rows keep their segments in the sort, so the row part is known: no int64 division.
-        key = hi - (packed[pos] - row[pos] * span)
-    count = -(-key // n_cols)  # key = c * n_cols - col with 0 <= col < n_cols
-    return count * n_cols - key, count.astype(dtype)
-
-
-def _rank_order(row, key, col):
-    """The permutation sorting float keys by row ascending, key descending, column ascending.
-
-    The keys are replaced by their dense ranks (equal keys, equal ranks: ties stay exact), so
-    that one argsort of a packed int64 key does the work of a three-key lexsort.
-    """
-    _, rank = np.unique(key, return_inverse=True)
-    n_ranks, n_cols = int(rank.max()) + 1, int(col.max()) + 1
-    if (int(row[-1]) + 1) * n_ranks * n_cols >= (1 << 62):  # pragma: no cover - huge blocks
-        return np.lexsort((col, -key, row))
-    packed = (row * n_ranks + (n_ranks - 1 - rank)) * n_cols
-    packed += col
-    return np.argsort(packed)
-
-
-def _first_per_row(row, n_rows, n):
-    """Mask of the first ``n`` of each row's entries (``row`` grouped and ascending)."""
-    per_row = np.bincount(row, minlength=n_rows)
-    return np.arange(len(row)) - np.repeat(_offsets(per_row), per_row) < n
 
 
 def _offsets(lengths):

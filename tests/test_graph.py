@@ -85,7 +85,7 @@ def reference_graph(Y, k, similarity="count", symmetric=False, weighting="binary
 
 def _catalogue(seed, n_items=90, n_users=60):
     """Items of very different popularity (normalised similarities then differ from counts),
-    isolated items, and rows much longer than 4 (k + 1) so that the candidate filter acts."""
+    isolated items, and rows much longer than k, so that the heap of the k best is refilled."""
     rng = np.random.default_rng(seed)
     popularity = rng.pareto(1.5, n_items) + 0.05
     p = np.clip(popularity / popularity.max() * 0.6, 0.01, 0.6)
@@ -116,8 +116,8 @@ def _weightings(similarity):
 @pytest.mark.parametrize("similarity,params", SIM_CASES, ids=SIM_IDS)
 @pytest.mark.parametrize("symmetric", [False, True], ids=["directed", "symmetric"])
 def test_matches_dense_reference(similarity, params, symmetric):
-    # The long rows of the 200-item catalogue, and k = 1, 2, exercise the candidate filter on
-    # rows of tens of chunks with remainders.
+    # The long rows of the 200-item catalogue, and k = 1, 2, make most candidates compete for
+    # a full heap.
     for seed, k, n_items in [(0, 3, 90), (1, 7, 90), (2, 1, 200), (3, 2, 200)]:
         Y = _catalogue(seed, n_items=n_items, n_users=150 if n_items > 100 else 60)
         for weighting in _weightings(similarity):
@@ -215,8 +215,7 @@ def test_independent_of_blocks_sub_blocks_and_threads(similarity, monkeypatch):
     variants = [{"batch_size": 1}, {"batch_size": 7}, {"batch_size": 1000}]
     results = [cointeraction_graph(Y, 5, similarity=similarity, weighting="similarity", **v)
                for v in variants]
-    monkeypatch.setattr(graph, "_SELECT_ENTRIES", 37)  # many sub-blocks, rows split across none
-    monkeypatch.setattr(graph, "_BLOCK_WORK", 500)
+    monkeypatch.setattr(graph, "_TASKS_PER_THREAD", 37)  # many small tasks per thread
     before = torch.get_num_threads()
     for n_threads in (1, 2):
         torch.set_num_threads(n_threads)
@@ -229,6 +228,124 @@ def test_independent_of_blocks_sub_blocks_and_threads(similarity, monkeypatch):
         np.testing.assert_array_equal(A.indptr, base.indptr)
         np.testing.assert_array_equal(A.indices, base.indices)
         np.testing.assert_array_equal(A.data, base.data)
+
+
+# ------------------------------------------------------------------------------------------
+# The fused kernel against a dense numpy reference, on catalogues with many ties
+# ------------------------------------------------------------------------------------------
+
+def _dense_ranking(Y, similarity, **params):
+    """``(support, key, value)`` of every pair as dense (n, n) arrays, from the documented
+    formulas in numpy. Sums of user weights are accumulated one user at a time in increasing
+    user order (the documented order), so float keys, and therefore ties, are exact."""
+    with np.errstate(divide="ignore", invalid="ignore"):  # pairs without support: unused
+        return _dense_ranking_values(Y, similarity, **params)
+
+
+def _dense_ranking_values(Y, similarity, shrink=0.0, alpha=0.5, k1=1.2, b=0.75):
+    Yb = (Y.toarray() != 0).astype(np.float64)
+    n = Yb.shape[0]
+    c = Yb @ Yb.T  # exact: small integers
+    d = Yb.sum(axis=1)
+    if similarity in ("tfidf", "bm25"):
+        idf = np.log(n) - np.log1p(Yb.sum(axis=0))
+        w = idf * idf
+        S = np.zeros((n, n))
+        for u in range(Yb.shape[1]):
+            S += np.outer(Yb[:, u], Yb[:, u] * w[u])
+        q = np.diag(S).copy()
+        if similarity == "bm25":
+            g = (k1 + 1) / (k1 * ((1 - b) + b * d / d.mean()) + 1)
+        else:
+            g = np.divide(1.0, np.sqrt(q), out=np.zeros(n), where=q > 0)
+        folded = np.zeros((n, n))  # sum_u w_u g_j, each term w_u * g_j
+        for u in range(Yb.shape[1]):
+            folded += np.outer(Yb[:, u], Yb[:, u] * (w[u] * g))
+        support = S > 0
+        if similarity == "tfidf" and shrink:
+            value = S / (np.sqrt(np.outer(q, q)) + shrink)
+            return support, value, value
+        return support, folded, g[:, None] * folded
+    support = c > 0
+    if similarity == "count":
+        return support, c, c
+    if similarity == "cosine":
+        value = c / (np.sqrt(np.outer(d, d)) + shrink)
+        return support, (c * c / d[None, :] if shrink == 0 else value), value
+    if similarity == "jaccard":
+        value = c / (d[:, None] + d[None, :] - c + shrink)
+        return support, value, value
+    value = c / (np.outer(d ** alpha, d ** (1 - alpha)) + shrink)  # asymmetric cosine
+    return support, value, value
+
+
+def _tied_catalogue(seed, n_items=70, n_users=12, empty=(0, 5, 33)):
+    """Few users, so that many pairs tie; some items and users without interactions."""
+    rng = np.random.default_rng(seed)
+    Y = (rng.random((n_items, n_users)) < rng.uniform(0.05, 0.4, n_items)[:, None])
+    Y[list(empty)] = False
+    Y[:, -1] = False  # a user without items
+    Y[n_items // 2 + 1] = Y[n_items // 2]  # two identical items
+    return sp.csr_matrix(Y.astype(np.float64))
+
+
+@pytest.mark.parametrize("similarity,params", SIM_CASES, ids=SIM_IDS)
+@pytest.mark.parametrize("index_dtype", ["int32", "int64"])
+def test_kernel_matches_dense_numpy_reference(similarity, params, index_dtype, monkeypatch):
+    if index_dtype == "int64":  # the kernel's int64 path, as for catalogues beyond 2**31
+        monkeypatch.setattr(graph, "_INT32_MAX", 0)
+    for seed, k in [(0, 1), (1, 4), (2, 25), (3, 200)]:  # 200 > n_items: every candidate
+        Y = _tied_catalogue(seed)
+        support, key, value = _dense_ranking(Y, similarity, **_ref_params(params))
+        lists = neighbour_lists(Y, k, similarity=similarity, **params)
+        assert lists.indices.dtype == np.dtype(index_dtype)
+        A = cointeraction_graph(Y, k, similarity=similarity, weighting="similarity", **params)
+        for i in range(Y.shape[0]):
+            cand = [j for j in np.flatnonzero(support[i]) if j != i]
+            ranked = sorted(cand, key=lambda j: (-key[i, j], j))[:k]
+            row = lists.indices[lists.indptr[i]:lists.indptr[i + 1]]
+            np.testing.assert_array_equal(row, ranked)
+            np.testing.assert_array_equal(
+                lists.similarities[lists.indptr[i]:lists.indptr[i + 1]],
+                value[i, ranked].astype(np.float32))
+            np.testing.assert_array_equal(A.indices[A.indptr[i]:A.indptr[i + 1]],
+                                          np.sort(ranked))
+        if lists.counts is not None:
+            rows = np.repeat(np.arange(Y.shape[0]), np.diff(lists.indptr))
+            c = (Y @ Y.T).toarray()
+            np.testing.assert_array_equal(lists.counts, c[rows, lists.indices])
+
+
+def test_kernel_deterministic_across_threads_and_tasks(monkeypatch):
+    Y = _tied_catalogue(4, n_items=300, n_users=40)
+    for similarity in ("count", "tfidf"):
+        base = neighbour_lists(Y, 6, similarity=similarity)
+        before = torch.get_num_threads()
+        results = []
+        for n_threads, tasks, batch in [(1, 1, None), (2, 1, None), (3, 50, None), (2, 8, 1),
+                                        (4, 8, 1000)]:
+            monkeypatch.setattr(graph, "_TASKS_PER_THREAD", tasks)
+            torch.set_num_threads(n_threads)
+            try:
+                results.append(neighbour_lists(Y, 6, similarity=similarity, batch_size=batch))
+            finally:
+                torch.set_num_threads(before)
+        for lists in results:
+            np.testing.assert_array_equal(lists.indptr, base.indptr)
+            np.testing.assert_array_equal(lists.indices, base.indices)
+            np.testing.assert_array_equal(lists.similarities, base.similarities)
+
+
+def test_kernel_edge_cases():
+    # No interactions at all, a single item, and k beyond the candidates of every row.
+    for Y in (sp.csr_matrix((5, 3)), sp.csr_matrix(np.ones((1, 4))),
+              sp.csr_matrix(np.eye(4))):
+        A = cointeraction_graph(Y, 3)
+        assert A.shape == (Y.shape[0],) * 2 and A.nnz == 0
+        lists = neighbour_lists(Y, 3, similarity="bm25")
+        assert len(lists.indices) == 0 and lists.indptr.tolist() == [0] * (Y.shape[0] + 1)
+    A = cointeraction_graph(sp.csr_matrix(np.ones((4, 2))), 10, weighting="count")
+    np.testing.assert_array_equal(A.toarray(), 2 * (1 - np.eye(4)))
 
 
 # ------------------------------------------------------------------------------------------
