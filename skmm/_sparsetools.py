@@ -1,14 +1,12 @@
-"""The two scipy sparse kernels skmm calls directly, behind one small compatibility layer.
+"""The one scipy sparse kernel skmm calls directly, behind a small compatibility layer.
 
-scipy's public operators wrap C++ kernels that skmm's hot loops want without the wrapper:
+scipy's public operators wrap C++ kernels that the propagation loop wants without the wrapper:
+``csr_matvecs`` (``y += A @ x`` for a CSR ``A`` and a dense ``x``) accumulates into an existing
+output, so a propagation step needs no fresh array and no separate add, and it releases the
+GIL, so column blocks run on threads. (The graph build and the diffusion rows, which used
+``csr_matmat`` here, now run compiled kernels of their own: numba.)
 
-* ``csr_matvecs`` (``y += A @ x`` for a CSR ``A`` and a dense ``x``) accumulates into an
-  existing output, so a propagation step needs no fresh array and no separate add, and it
-  releases the GIL, so column blocks run on threads.
-* ``csr_matmat`` (``C = A @ B`` for CSR operands) writes into caller-owned buffers, skipping
-  the symbolic pass that ``@`` runs only to size its output.
-
-They live in the private module ``scipy.sparse._sparsetools``, which a future scipy may move or
+It lives in the private module ``scipy.sparse._sparsetools``, which a future scipy may move or
 change. Every call goes through this module: where the kernels are missing (or ``_USE_KERNELS``
 is switched off, as the tests do) the same results come from scipy's public operators, only
 slower. ``tests/test_sparsetools.py`` checks that both paths agree exactly.
@@ -18,13 +16,12 @@ import numpy as np
 import scipy.sparse as sp
 
 try:
-    from scipy.sparse._sparsetools import csr_matmat as _csr_matmat
     from scipy.sparse._sparsetools import csr_matvecs as _csr_matvecs
 except ImportError:  # pragma: no cover - depends on the scipy release
-    _csr_matmat = _csr_matvecs = None
+    _csr_matvecs = None
 
-#: Whether the private kernels are used; False forces the public fallback everywhere.
-_USE_KERNELS = _csr_matmat is not None and _csr_matvecs is not None
+#: Whether the private kernel is used; False forces the public fallback everywhere.
+_USE_KERNELS = _csr_matvecs is not None
 
 
 def spmm_add(indptr, indices, data, shape, x, y):
@@ -49,36 +46,3 @@ def spmm_add(indptr, indices, data, shape, x, y):
          indptr + np.arange(n_rows + 1, dtype=indptr.dtype)),
         shape=(n_rows, n_rows + n_cols))
     y[...] = aug @ np.vstack([y, x])
-
-
-def spgemm_into(n_rows, indptr, indices, data, B, out_indices, out_data):
-    """``A @ B`` for a CSR ``A`` given by its arrays and a CSR matrix ``B``, into buffers.
-
-    Parameters
-    ----------
-    n_rows : int
-        Rows of ``A``; its columns are ``B``'s rows.
-    indptr, indices, data : ndarray
-        The CSR arrays of ``A`` (``indptr`` starting at 0), in ``B``'s index and value dtypes.
-    B : scipy.sparse.csr_matrix
-        The right operand.
-    out_indices, out_data : ndarray
-        Buffers of at least as many entries as the product's multiply-adds (an upper bound on
-        its non-zeros), in the index and value dtypes of the operands.
-
-    Returns
-    -------
-    indptr, indices, data : ndarray
-        The product's CSR arrays (``indices`` and ``data`` are views of the buffers on the
-        kernel path). Entries that sum to zero are dropped; within a row, columns come in the
-        kernel's order (first appearance), the same on both paths.
-    """
-    if not _USE_KERNELS:
-        C = sp.csr_matrix((data, indices, indptr), shape=(n_rows, B.shape[0])) @ B
-        C.eliminate_zeros()
-        return C.indptr, C.indices, C.data
-    out_indptr = np.empty(n_rows + 1, B.indices.dtype)
-    _csr_matmat(n_rows, B.shape[1], indptr, indices, data, B.indptr, B.indices, B.data,
-                out_indptr, out_indices, out_data)
-    nnz = int(out_indptr[-1])
-    return out_indptr, out_indices[:nnz], out_data[:nnz]

@@ -55,20 +55,6 @@ def test_spmm_add_paths_bit_identical(monkeypatch):
     np.testing.assert_array_equal(fast, slow)
 
 
-def test_spgemm_into_matches_public_product(kernels):
-    A = sp.random(25, 30, density=0.2, random_state=3, format="csr", dtype=np.float64)
-    B = sp.random(30, 15, density=0.2, random_state=4, format="csr", dtype=np.float64)
-    A.data[:] = 1.0
-    B.data[:] = 1.0
-    work = A.shape[0] * B.shape[1]
-    indptr, indices, data = _sparsetools.spgemm_into(
-        A.shape[0], A.indptr, A.indices, A.data, B, np.empty(work, A.indices.dtype),
-        np.empty(work, np.float64))
-    C = sp.csr_matrix((data, indices, indptr), shape=(25, 15))
-    np.testing.assert_array_equal(C.toarray(), (A @ B).toarray())
-    assert (C.data != 0).all()
-
-
 def test_graph_and_propagation_identical_on_both_paths(monkeypatch):
     if not _sparsetools._USE_KERNELS:
         pytest.skip("this scipy has no private kernels")
