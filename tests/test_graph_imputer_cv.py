@@ -487,3 +487,42 @@ def test_stratify_degree_needs_y():
     with pytest.raises(ValueError, match="stratify='degree'.*y"):
         GraphImputerCV(stratify="degree", n_neighbors=(2,), n_iter=(1,), n_repeats=1,
                        modalities=MODALITIES, device="cpu").fit(X)
+
+
+@pytest.mark.parametrize("case", [dict(), dict(similarities=("cosine",), symmetric=True),
+                                  dict(mask="entries", mode="entry")])
+def test_reached_fraction_equals_separate_fits(case):
+    """``mean_reached_fraction``: the share of the hidden entries that a separately fitted
+    GraphImputer fills from the graph, read off its output with a sentinel fallback value
+    (no graph value can equal it), on the same hidden copies (one generator, in order)."""
+    case = dict(case)
+    X, Y = _data(case.pop("mask", "blocks"))
+    sentinel = -777.0
+    cv = GraphImputerCV(modalities=MODALITIES, n_repeats=2, device="cpu", fallback="constant",
+                        fill_value=sentinel, **GRID, **case).fit(X, Y)
+    rng = np.random.RandomState(cv.random_state)
+    copies = [hide_observed(X, list(MODALITIES), fraction=cv.fraction, mode=cv.mode,
+                            random_state=rng)[0] for _ in range(2)]
+    expected = []
+    for params in cv.cv_results_["params"]:
+        est = GraphImputer(**{name: getattr(cv, name) for name in graph_cv._PASSTHROUGH},
+                           **params)
+        shares = []
+        for X_hidden in copies:
+            hidden = np.isnan(X_hidden) & ~np.isnan(X)
+            out = est.fit_transform(X_hidden, Y)
+            shares.append(np.mean(out[hidden] != sentinel))
+        expected.append(np.mean(shares))
+    got = cv.cv_results_["mean_reached_fraction"]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    steps = np.array([p.get("n_iter", 1) for p in cv.cv_results_["params"]])
+    assert (got[steps == 0] == 0).all() and (got[steps > 0] > 0).all()
+    assert cv.reached_fraction_ == got[cv.best_index_]
+
+
+def test_reached_fraction_is_one_under_the_official_rules():
+    X, Y = _data()
+    cv = GraphImputerCV(modalities=MODALITIES, n_repeats=1, device="cpu", paper_compat=True,
+                        n_neighbors=(2, 5), n_iter=(1, 2), methods=("neighmean", "multihop"))
+    cv.fit(X, Y)
+    np.testing.assert_array_equal(cv.cv_results_["mean_reached_fraction"], 1.0)

@@ -180,6 +180,10 @@ default=("neighmean", "multihop", "ppr", "heat")
         ``split<r>_test_score_block<b>``, ``mean_test_score_block<b>``,
         ``std_test_score_block<b>`` and ``rank_test_score_block<b>`` (as
         :class:`~sklearn.model_selection.GridSearchCV` suffixes a metric's name).
+        ``mean_reached_fraction``: the share of the hidden entries that the setting's graph
+        reaches, mean over copies (the others take the ``fallback`` and are scored as such,
+        not dropped; 0 at ``n_iter=0``, 1 with ``paper_compat=True``, whose rules have no
+        fallback).
     best_index_ : int
         The index of the chosen setting. With ``selection="best"`` the largest
         ``mean_test_score``; among equal scores the first in grid order (so the smaller ``k``
@@ -196,6 +200,9 @@ default=("neighmean", "multihop", "ppr", "heat")
         With ``per_block=True``, ``best_index_`` and ``best_score_`` are ndarrays of shape
         ``(n_blocks,)`` and ``best_params_`` a list of ``n_blocks`` dicts: block ``b``'s
         setting, its index and its ``mean_test_score_block<b>``.
+    reached_fraction_ : float or ndarray of shape (n_blocks,)
+        ``cv_results_["mean_reached_fraction"]`` of the chosen setting (per block with
+        ``per_block=True``): how much of the chosen imputation comes from the graph.
     best_estimator_ : GraphImputer or list of GraphImputer
         ``GraphImputer(**passthrough, **best_params_)`` fitted on ``X`` and ``y``, with
         ``passthrough`` the parameters listed above; :meth:`transform` is its ``transform``.
@@ -407,7 +414,7 @@ default=("neighmean", "multihop", "ppr", "heat")
         if Y is None:
             for r, c in enumerate(copies):
                 for i in range(len(settings)):
-                    scores.put(i, r, c.score(c.base))
+                    scores.put(i, r, c.score((c.base, c._share(np.zeros_like(c.miss)))))
         kept = None
         if Y is not None:
             kept = self._score_all(Y, grid, settings, index, copies, scores)
@@ -501,6 +508,9 @@ default=("neighmean", "multihop", "ppr", "heat")
                 if name in p:
                     col[i] = p[name]
             results[f"param_{name}"] = col
+        # The share of the hidden entries that the setting's graph values reach (the others
+        # take the fallback and are scored as such), mean over the copies.
+        results["mean_reached_fraction"] = scores.reached.mean(axis=1)
         tables = [("", scores.total)]
         if self.per_block:
             tables += [(f"_block{b}", scores.blocks[:, :, b])
@@ -533,11 +543,13 @@ default=("neighmean", "multihop", "ppr", "heat")
             self.best_index_ = np.array([i for i, _ in chosen], dtype=np.intp)
             self.best_params_ = [dict(settings[i]) for i, _ in chosen]
             self.best_score_ = np.array([score for _, score in chosen])
+            self.reached_fraction_ = results["mean_reached_fraction"][self.best_index_]
         else:
             (best, score), = chosen
             self.best_index_ = best
             self.best_params_ = dict(settings[best])
             self.best_score_ = score
+            self.reached_fraction_ = float(results["mean_reached_fraction"][best])
 
     def _block_slices(self):
         sizes = [self.n_features_in_] if self.modalities is None else list(self.modalities)
@@ -601,11 +613,13 @@ class _Copy:
         self.base = X_hidden[hrows]
         np.copyto(self.base, fill, where=self.miss)
 
-    def score(self, rows_values):
-        """``(score, per-block scores)`` of an imputation of the hidden rows."""
+    def score(self, taken):
+        """``(score, per-block scores, reached share)`` of an imputation of the hidden rows,
+        given as ``(rows_values, share)`` (see :meth:`_take`)."""
+        rows_values, share = taken
         raw = self.entries.score(rows_values, multioutput="raw_values")
         value = _uniform_average(raw)  # what the scorer's imputation_score returns
-        return (-value, -raw) if self.negate else (value, raw)
+        return (-value, -raw, share) if self.negate else (value, raw, share)
 
     def _check_range(self, wdtype):
         if self.absmax > np.finfo(wdtype).max:
@@ -619,6 +633,9 @@ class _Copy:
         return self._take(values[at], reached[at])
 
     def _take(self, values, reached):
+        """``(hidden rows imputed, share)``: the graph's values where they reach a hidden
+        entry, the fallback elsewhere; ``share`` is the fraction of the hidden entries
+        reached (1 for the official rules, which have no fallback)."""
         out = self.base.copy()
         # The official rules have no fallback: their value stands wherever it is.
         take = self.miss if self.paper_compat else self.miss & reached
@@ -626,7 +643,11 @@ class _Copy:
             raise ValueError(f"the imputation overflowed dtype={self.dtype_name!r} (X's values "
                              f"are too large for it); use dtype='float64'.")
         np.copyto(out, values, where=take, casting="unsafe")
-        return out
+        return out, self._share(take)
+
+    def _share(self, take):
+        hidden = self.entries.hidden  # the hidden entries, on the hidden rows
+        return float(take[hidden].sum() / hidden.sum()) if hidden.any() else np.nan
 
     def score_steps(self, P, steps, device, wdtype):
         """The scores after each step count of ``steps``, from one propagation over ``P``."""
@@ -666,9 +687,10 @@ class _Scores:
     def __init__(self, n_settings, n_copies, n_blocks):
         self.total = np.full((n_settings, n_copies), np.nan)
         self.blocks = np.full((n_settings, n_copies, n_blocks), np.nan)
+        self.reached = np.full((n_settings, n_copies), np.nan)
 
     def put(self, i, r, score):
-        self.total[i, r], self.blocks[i, r] = score
+        self.total[i, r], self.blocks[i, r], self.reached[i, r] = score
 
 
 def _keep_if_best(kept, at, scores, prepared):
