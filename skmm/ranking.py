@@ -29,6 +29,7 @@ feeds them is sized for them.
 """
 
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 
 import numba
 import numpy as np
@@ -333,7 +334,7 @@ class _CPUTopK:
         self.bounds = np.linspace(0, n_rows, n_threads + 1).astype(np.int64)
 
     def add(self, scores, start, pool, owned=False):  # never writes to scores
-        s = scores.numpy()
+        s = scores.contiguous().numpy()  # a no-op for the engine's own blocks
         v, it = self.values.numpy(), self.items.numpy()
         args = (self.counts, self.ex_indptr, self.ex_cols, self.ex_pos)
         spans = list(zip(self.bounds[:-1], self.bounds[1:]))
@@ -362,7 +363,7 @@ def _ranked_blocks(block_fn, users, n_items, k, *, exclude, user_batch_size,
     """
     k_eff = min(k, n_items)
     n_threads = max(int(torch.get_num_threads()), 1)
-    with ThreadPoolExecutor(n_threads) if n_threads > 1 else _no_pool() as pool:
+    with ThreadPoolExecutor(n_threads) if n_threads > 1 else nullcontext() as pool:
         for ustart in range(0, len(users), user_batch_size):
             batch = users[ustart:ustart + user_batch_size]
             excl = None
@@ -379,20 +380,11 @@ def _ranked_blocks(block_fn, users, n_items, k, *, exclude, user_batch_size,
                     top = (_CPUTopK(k_eff, len(batch), scores.dtype, excl)
                            if scores.device.type == "cpu" and _USE_KERNEL and k_eff
                            else _RunningTopK(k_eff, excl, device))
-                top.add(scores if scores.is_contiguous() or not isinstance(top, _CPUTopK)
-                        else scores.contiguous(), start, pool, owned)
+                top.add(scores, start, pool, owned)
                 del scores  # before the next block is computed: one block alive at a time
             if isinstance(top, _RunningTopK):
                 top.check_nan(check_nan)
             yield batch, top.items, top.values
-
-
-class _no_pool:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def topk_per_user(score_fn, users, n_items, k, *, exclude=None, device=None, batch_size=None):
