@@ -52,6 +52,12 @@ _USE_KERNEL = True
 _CHUNK = 256
 
 
+def _nan_error(overflow=False):
+    """The one error for NaN scores (``overflow``: they came from a factor product)."""
+    return ValueError("scores contain NaN; every item needs a comparable score"
+                      + (" (the factors' dot products overflow)." if overflow else "."))
+
+
 def _sorted_topk(scores, k):
     """Each row's ``k`` largest scores, ordered by (score descending, column ascending).
 
@@ -109,9 +115,9 @@ class _RunningTopK:
     after the first few blocks such scores are rare: about ``k * block / items_seen`` per user
     and block. So a block is not ranked at all. The maxima of its ``_CHUNK``-wide column
     chunks (one cheap pass over the block) are compared with the thresholds, and only the
-    chunks that beat them are read and merged. This is what lets exact top-k ranking run
-    near the speed of the score product itself: the selection costs a small part of a
-    ``torch.topk`` of the block.
+    chunks that beat them are read and merged, instead of a ``torch.topk`` of every block.
+    This is the path of devices other than the CPU; its speed there is not benchmarked here
+    (no GPU was available), and on the CPU the kernel of :class:`_CPUTopK` is faster.
     """
 
     def __init__(self, k, exclude, device):
@@ -158,8 +164,7 @@ class _RunningTopK:
     def check_nan(self, checked):
         """Without a scan of every block, a NaN ranked first is the NaN that topk saw."""
         if not checked and self.k and bool(torch.isnan(self.values[:, :1]).any()):
-            raise ValueError("scores contain NaN; every item needs a comparable score "
-                             "(the factors' dot products overflow).")
+            raise _nan_error(overflow=True)
 
     def _candidates(self, scores, start):
         """The block's scores above their row's threshold, as two row-major lists.
@@ -176,8 +181,7 @@ class _RunningTopK:
             chunks = scores[:, :n_full * _CHUNK].view(n_rows, n_full, _CHUNK)
             maxima = chunks.amax(2)
             if bool(torch.isnan(maxima).any()):  # amax propagates NaN: it sees every NaN
-                raise ValueError("scores contain NaN; every item needs a comparable score "
-                                 "(the factors' dot products overflow).")
+                raise _nan_error(overflow=True)
             rows, chunk_ids = torch.nonzero(maxima > kth).unbind(1)  # row-major
             if len(rows):
                 picked = chunks[rows, chunk_ids]  # (hits, _CHUNK)
@@ -187,8 +191,7 @@ class _RunningTopK:
         if width > n_full * _CHUNK:
             tail = scores[:, n_full * _CHUNK:]
             if bool(torch.isnan(tail).any()):
-                raise ValueError("scores contain NaN; every item needs a comparable score "
-                                 "(the factors' dot products overflow).")
+                raise _nan_error(overflow=True)
             rows, col = torch.nonzero(tail > kth).unbind(1)
             if len(rows):
                 found.append((rows, col + (n_full * _CHUNK + start), tail[rows, col]))
@@ -344,7 +347,7 @@ class _CPUTopK:
             nans = list(pool.map(lambda span: _select_rows(s, start, span[0], span[1], v, it,
                                                            *args), spans))
         if any(nans):
-            raise ValueError("scores contain NaN; every item needs a comparable score.")
+            raise _nan_error()
 
 
 def _ranked_blocks(block_fn, users, n_items, k, *, exclude, user_batch_size,
@@ -375,10 +378,11 @@ def _ranked_blocks(block_fn, users, n_items, k, *, exclude, user_batch_size,
                 stop = min(start + item_batch_size, n_items)
                 scores = block_fn(batch, start, stop)
                 if check_nan and bool(torch.isnan(scores).any()):
-                    raise ValueError("scores contain NaN; every item needs a comparable score.")
+                    raise _nan_error()
                 if top is None:
                     top = (_CPUTopK(k_eff, len(batch), scores.dtype, excl)
                            if scores.device.type == "cpu" and _USE_KERNEL and k_eff
+                           and scores.dtype in (torch.float32, torch.float64)
                            else _RunningTopK(k_eff, excl, device))
                 top.add(scores, start, pool, owned)
                 del scores  # before the next block is computed: one block alive at a time

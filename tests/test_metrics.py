@@ -466,3 +466,14 @@ def test_all_finite_checks_every_chunk():
     t[9, 2] = np.inf
     assert not _ranking._all_finite(t, chunk_entries=6)
     assert _ranking._all_finite(torch.zeros(0, 3))
+
+
+def test_topk_of_half_precision_scores_takes_the_torch_path():
+    # numba has no float16/bfloat16: such CPU scores are ranked by the torch path, same rule.
+    rng = np.random.default_rng(3)
+    S = rng.integers(0, 4, size=(12, 300)).astype(np.float32)  # exact in bfloat16, many ties
+    users = np.arange(12)
+    for dtype in (torch.float16, torch.bfloat16):
+        items = np.concatenate([top.numpy() for _, top, _ in _ranking.topk_per_user(
+            lambda u: torch.from_numpy(S[u]).to(dtype), users, S.shape[1], 7)])
+        np.testing.assert_array_equal(items, _ref_topk(S, 7))
