@@ -18,9 +18,19 @@ selection would, without materialising the product:
 3. **Output.** The heap is sorted in place (rank order, or column order for a CSR graph) into
    the row's slots of the preallocated output.
 
-Rows are independent, so chunks of rows run in parallel (``prange``); each chunk allocates its
-own accumulator and touched list. The result does not depend on the chunking or the number of
-threads.
+**Streamed factors.** A key that needs the candidate's factor ``b[j]`` reads it once per
+candidate; nearly every product is a new candidate on sparse catalogues (24.9 M candidates for
+26.2 M products on 40,000 rows of the 1M-item case), so this is one random read of an
+``n_items`` array per product. Once ``b`` and the accumulator no longer fit in the last-level
+cache (1M items: 8 MB + 4 MB), those reads miss, and the caller passes ``b_stream``, the
+factor per entry of ``Y.T``: the factor of a new candidate is then copied from a stream read
+in order, at the price of one more array of ``nnz`` floats (the 1M cosine: 30% faster). While
+``b`` fits in the cache, the gather is faster (Baby, 200k items: 10-18%). The keys are the same
+either way.
+
+Rows are independent, so the caller runs chunks of rows as parallel tasks (the kernel releases
+the GIL); each worker thread owns its accumulator, touched list and heap. The result does not
+depend on the chunking or the number of threads.
 
 Zero terms are skipped: every term is a product of non-negative weights, so a sum is zero only
 if all its terms are, and such pairs (zero similarity) are never candidates; scipy's kernel
@@ -122,8 +132,8 @@ def _col_sift_down(cols, vals, pos, size):
 
 @njit(nogil=True)
 def top_rows(start, stop, y_indptr, y_indices, left, yt_indptr, yt_indices, right, weighted, k,
-             mode, a, b, lam, by_column, acc, touched, tkey, tval, hkey, hcol, hval, out_indptr,
-             out_cols, out_vals, out_len):
+             mode, a, b, b_stream, lam, by_column, acc, touched, tkey, tval, tb, hkey, hcol, hval,
+             out_indptr, out_cols, out_vals, out_len):
     """Rows ``start:stop``: each row's top ``k`` co-interacted items, into preallocated output.
 
     Parameters
@@ -147,14 +157,19 @@ def top_rows(start, stop, y_indptr, y_indices, left, yt_indptr, yt_indices, righ
         The ranking key, one of the ``MODE_*`` constants.
     a, b : ndarray of float64
         The per-item factors of the key: ``a`` for the row, ``b`` for the candidate.
+    b_stream : ndarray of float64
+        Empty, or ``b`` per entry of ``Y.T`` (``b[yt_indices]``): then a candidate's ``b[j]``
+        is copied from this stream, read in order, when ``j`` is first touched, instead of
+        gathered from ``b`` afterwards (see "Streamed factors" in the module docstring).
     lam : float
         The shrinkage term.
     by_column : bool
         Write each row's kept entries in column order (else rank order, best first).
     acc : ndarray of n_items entries
         The calling thread's accumulator, all zeros (and left so).
-    touched, tkey, tval : ndarray of n_items + 1 entries
-        The calling thread's touched list, and the keys and values of the touched items.
+    touched, tkey, tval, tb : ndarray of n_items + 1 entries
+        The calling thread's touched list, and the keys, values and (if ``b_stream`` is not
+        empty) streamed factors of the touched items.
     hkey, hcol, hval : ndarray of k entries
         The calling thread's heap.
     out_indptr : ndarray of int64
@@ -164,20 +179,43 @@ def top_rows(start, stop, y_indptr, y_indices, left, yt_indptr, yt_indices, righ
     out_len : ndarray of int64
         Receives the number of entries written per row.
     """
+    stream = len(b_stream) > 0
     for i in range(start, stop):
         n_touched = 0
         for p in range(y_indptr[i], y_indptr[i + 1]):
             u = y_indices[p]
             if weighted:
                 w = left[p]
+                if stream:
+                    for q in range(yt_indptr[u], yt_indptr[u + 1]):
+                        term = w * right[q]
+                        if term == 0:
+                            continue
+                        j = yt_indices[q]
+                        if acc[j] == 0:
+                            touched[n_touched] = j
+                            tb[n_touched] = b_stream[q]
+                            n_touched += 1
+                        acc[j] += term
+                else:
+                    for q in range(yt_indptr[u], yt_indptr[u + 1]):
+                        term = w * right[q]
+                        if term == 0:
+                            continue
+                        j = yt_indices[q]
+                        touched[n_touched] = j  # kept only if j is new: no branch to mispredict
+                        n_touched += acc[j] == 0
+                        acc[j] += term
+            elif stream:
+                # A branch here, not the counter trick below: the counter makes the stores
+                # wait on each acc[j] load, which costs more than the rare mispredict.
                 for q in range(yt_indptr[u], yt_indptr[u + 1]):
-                    term = w * right[q]
-                    if term == 0:
-                        continue
                     j = yt_indices[q]
-                    touched[n_touched] = j  # kept only if j is new: no branch to mispredict
-                    n_touched += acc[j] == 0
-                    acc[j] += term
+                    if acc[j] == 0:
+                        touched[n_touched] = j
+                        tb[n_touched] = b_stream[q]
+                        n_touched += 1
+                    acc[j] += 1
             else:
                 for q in range(yt_indptr[u], yt_indptr[u + 1]):
                     j = yt_indices[q]
@@ -194,6 +232,12 @@ def top_rows(start, stop, y_indptr, y_indices, left, yt_indptr, yt_indices, righ
                 j = touched[t]
                 tval[t] = acc[j]
                 tkey[t] = tval[t]
+                acc[j] = 0
+        elif stream:
+            for t in range(n_touched):
+                j = touched[t]
+                tval[t] = acc[j]
+                tkey[t] = _key(mode, tval[t], ai, tb[t], lam)
                 acc[j] = 0
         else:
             for t in range(n_touched):

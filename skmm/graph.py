@@ -29,6 +29,7 @@ a line of key computation; only the compiled kernel lives apart, so that numba i
 (about a second) when a graph is built, not whenever this module is.
 """
 
+import glob
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -546,6 +547,14 @@ def _top_neighbours(Y, k, sim, batch_size, *, by_column):
         return np.zeros(n_items + 1, np.int64), out_cols[:0], out_vals[:0]
 
     mode, a, b, lam = sim.kernel_key()
+    # The candidate factor from a stream per entry of Y.T once the gather from b would miss the
+    # cache (skmm/_graph_kernel.py, "Streamed factors"); the same keys either way.
+    stream = (mode not in (kernel.MODE_COUNT, kernel.MODE_SUM)
+              and n_items * (np.dtype(vdtype).itemsize + b.itemsize) > _cache_bytes())
+    # Degrees, the usual factors, are exact in float32 (below 2**24): half the stream.
+    narrow = stream and bool(np.array_equal(b.astype(np.float32), b))
+    b_stream = (b.astype(np.float32 if narrow else np.float64)[yt_indices] if stream else
+                np.zeros(0, np.float32))
     n_threads = _n_threads()
     chunks = _chunks(work, batch_size, n_threads)
     scratch = threading.local()
@@ -557,10 +566,11 @@ def _top_neighbours(Y, k, sim, batch_size, *, by_column):
         if bufs is None:
             scratch.bufs = bufs = (np.zeros(n_items, vdtype), np.empty(n_items + 1, idx),
                                    np.empty(n_items + 1), np.empty(n_items + 1, vdtype),
+                                   np.empty(n_items + 1 if stream else 0, b_stream.dtype),
                                    np.empty(k), np.empty(k, idx), np.empty(k, vdtype))
         kernel.top_rows(chunk[0], chunk[1], y_indptr, y_indices, left, yt_indptr, yt_indices,
-                        right, sim.weighted, k, mode, a, b, lam, by_column, *bufs, out_indptr,
-                        out_cols, out_vals, out_len)
+                        right, sim.weighted, k, mode, a, b, b_stream, lam, by_column, *bufs,
+                        out_indptr, out_cols, out_vals, out_len)
 
     tasks = list(zip(chunks[:-1], chunks[1:]))
     n_threads = min(n_threads, len(tasks))
@@ -627,6 +637,20 @@ def _assemble(indptr, cols, data, n_items, symmetric):
 def _entry_rows(indptr):
     """Row index of every entry of a CSR structure."""
     return np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+
+
+def _cache_bytes():
+    """The size of the largest CPU cache (Linux sysfs), or 8 MiB where it cannot be read."""
+    sizes = []
+    for path in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
+        try:
+            with open(path) as f:
+                text = f.read().strip().upper()
+            scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+            sizes.append(int(text.rstrip("KMG")) * scale)
+        except (OSError, ValueError):
+            continue
+    return max(sizes, default=8 << 20)
 
 
 def _n_threads():

@@ -291,9 +291,14 @@ def _tied_catalogue(seed, n_items=70, n_users=12, empty=(0, 5, 33)):
 
 @pytest.mark.parametrize("similarity,params", SIM_CASES, ids=SIM_IDS)
 @pytest.mark.parametrize("index_dtype", ["int32", "int64"])
-def test_kernel_matches_dense_numpy_reference(similarity, params, index_dtype, monkeypatch):
+@pytest.mark.parametrize("factors", ["gathered", "streamed"])
+def test_kernel_matches_dense_numpy_reference(similarity, params, index_dtype, factors,
+                                              monkeypatch):
     if index_dtype == "int64":  # the kernel's int64 path, as for catalogues beyond 2**31
         monkeypatch.setattr(graph, "_INT32_MAX", 0)
+    # The candidate factors streamed per entry of Y.T, as when they outgrow the cache, or
+    # gathered per candidate (the path of small catalogues).
+    monkeypatch.setattr(graph, "_cache_bytes", lambda: 0 if factors == "streamed" else 1 << 62)
     for seed, k in [(0, 1), (1, 4), (2, 25), (3, 200)]:  # 200 > n_items: every candidate
         Y = _tied_catalogue(seed)
         support, key, value = _dense_ranking(Y, similarity, **_ref_params(params))
