@@ -976,9 +976,11 @@ def rewired_graph(H, rows, *, kernel="ppr", alpha=0.1, t=5.0, n_neighbors=20, to
             else int(batch_size))
     blocks = [rows[s:s + step] for s in range(0, rows.size, step)]
 
+    row_weight = _row_weights(H.indptr, H.data)
+
     def run(seeds):
-        return _rewire_block(H, seeds, theta, eps, int(n_neighbors), float(prune_tol),
-                             keep_self, mass)
+        return _rewire_block(H, row_weight, seeds, theta, eps, int(n_neighbors),
+                             float(prune_tol), keep_self, mass)
 
     n_threads = min(n_threads, len(blocks))
     if n_threads > 1:
@@ -996,23 +998,50 @@ def rewired_graph(H, rows, *, kernel="ppr", alpha=0.1, t=5.0, n_neighbors=20, to
     return W, Bunch(rows=rows, error=err, n_terms=len(theta), column_mass=mass)
 
 
-def _rewire_block(H, seeds, theta, eps, k, prune_tol, keep_self, mass):
+def _rewire_block(H, row_weight, seeds, theta, eps, k, prune_tol, keep_self, mass):
     """Rows ``seeds`` of the pruned series, top ``k``: ``(rows, cols, weights, error)``."""
     B = seeds.size
     cols = np.zeros((B, k), np.int64)
     vals = np.zeros((B, k))
     counts = np.zeros(B, np.int64)
     err = np.zeros(B)
-    _rewire_rows(H.indptr, H.indices, H.data, seeds.astype(np.int64), theta, eps, k,
-                 prune_tol, keep_self, np.zeros(0) if mass is None else mass, mass is not None,
-                 cols, vals, counts, err)
+    _rewire_rows(H.indptr, H.indices, H.data, row_weight, seeds.astype(np.int64), theta, eps,
+                 k, prune_tol, keep_self, np.zeros(0) if mass is None else mass,
+                 mass is not None, cols, vals, counts, err)
     keep = np.arange(k) < counts[:, None]
     return np.repeat(seeds, counts), cols[keep], vals[keep], err
 
 
 @numba.njit(nogil=True, cache=False)
-def _rewire_rows(indptr, indices, data, seeds, theta, eps, k, prune_tol, keep_self, mass,
-                 use_mass, out_cols, out_vals, out_counts, out_err):  # pragma: no cover
+def _row_weights(indptr, data):  # pragma: no cover
+    """Per row, its one weight if all its entries are equal (a binary graph's ``H``), else 0.
+
+    The walk then pushes ``x * w`` along such a row without reading its weights: on a large
+    graph each row read misses the cache, and the weights are two thirds of its bytes (float64
+    beside int32 indices; the 1M-item heat rows: 1.2x faster). ``x * w`` is ``x * data[p]``
+    bit for bit, as ``data[p] == w``.
+    """
+    n = indptr.shape[0] - 1
+    weight = np.zeros(n)
+    for u in range(n):
+        start, stop = indptr[u], indptr[u + 1]
+        if stop == start:
+            continue
+        w = data[start]
+        same = w > 0.0
+        for p in range(start + 1, stop):
+            if data[p] != w:
+                same = False
+                break
+        if same:
+            weight[u] = w
+    return weight
+
+
+@numba.njit(nogil=True, cache=False)
+def _rewire_rows(indptr, indices, data, row_weight, seeds, theta, eps, k, prune_tol,
+                 keep_self, mass, use_mass, out_cols, out_vals, out_counts,
+                 out_err):  # pragma: no cover
     """The pruned series of each seed's row, its top ``k`` and their weights (compiled).
 
     Per seed: the walk vector ``v_l = v_{l-1} H`` is pushed through dense accumulators with
@@ -1051,6 +1080,18 @@ def _rewire_rows(indptr, indices, data, seeds, theta, eps, k, prune_tol, keep_se
             for a in range(n_cur):
                 u = cur_idx[a]
                 x = cur_val[a]
+                if row_weight[u] > 0.0:  # a row of equal weights: its data is not read
+                    xw = x * row_weight[u]
+                    for p in range(indptr[u], indptr[u + 1]):
+                        j = indices[p]
+                        if in_v[j]:
+                            acc_v[j] += xw
+                        else:
+                            in_v[j] = True
+                            list_v[n_v] = j
+                            n_v += 1
+                            acc_v[j] = xw
+                    continue
                 for p in range(indptr[u], indptr[u + 1]):
                     j = indices[p]
                     if in_v[j]:

@@ -470,6 +470,32 @@ def test_rewired_graph_pruned_rows_and_their_exact_error(kernel, prune_tol):
     np.testing.assert_allclose(W.toarray(), _dense_row_top_k(S, rows, 4, False), atol=1e-12)
 
 
+@pytest.mark.parametrize("kernel", ["ppr", "heat"])
+def test_rewired_graph_equal_weight_rows_take_the_same_path_bit_for_bit(kernel, monkeypatch):
+    # Rows of equal weights skip reading their data; a count-weighted graph mixes such rows
+    # with others. Both must give what the general push gives, to the last bit.
+    from skmm import diffusion
+
+    rng = np.random.default_rng(11)
+    Y = sp.csr_matrix(rng.random((80, 50)) < 0.1)
+    H = transition_matrix(cointeraction_graph(Y, 5, weighting="count"))
+    weight = diffusion._row_weights(H.indptr, H.data)
+    lengths = np.diff(H.indptr)
+    uniform = np.array([np.ptp(H.data[H.indptr[u]:H.indptr[u + 1]]) == 0 if lengths[u] else
+                        False for u in range(80)])
+    np.testing.assert_array_equal(weight > 0, uniform)
+    np.testing.assert_array_equal(weight[uniform], H.data[H.indptr[:-1][uniform]])
+    assert 0 < uniform.sum() < 80  # both kinds of rows are exercised
+    rows = np.arange(0, 80, 3)
+    W, info = rewired_graph(H, rows, kernel=kernel, n_neighbors=4, prune_tol=1e-3)
+    monkeypatch.setattr(diffusion, "_row_weights", lambda indptr, data: np.zeros(80))
+    W0, info0 = rewired_graph(H, rows, kernel=kernel, n_neighbors=4, prune_tol=1e-3)
+    np.testing.assert_array_equal(W.indptr, W0.indptr)
+    np.testing.assert_array_equal(W.indices, W0.indices)
+    np.testing.assert_array_equal(W.data, W0.data)
+    np.testing.assert_array_equal(info.error, info0.error)
+
+
 def test_rewired_graph_imputes_convex_combinations():
     Y = _catalogue()
     H = transition_matrix(cointeraction_graph(Y, 4))
