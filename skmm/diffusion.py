@@ -1018,8 +1018,8 @@ def _row_weights(indptr, data):  # pragma: no cover
 
     The walk then pushes ``x * w`` along such a row without reading its weights: on a large
     graph each row read misses the cache, and the weights are two thirds of its bytes (float64
-    beside int32 indices; the 1M-item heat rows: 1.2x faster). ``x * w`` is ``x * data[p]``
-    bit for bit, as ``data[p] == w``.
+    beside int32 indices; 20,000 heat rows of the 1M-item graph, 2 threads: 6.8 s -> 6.0 s).
+    ``x * w`` is ``x * data[p]`` bit for bit, as ``data[p] == w``.
     """
     n = indptr.shape[0] - 1
     weight = np.zeros(n)
