@@ -43,7 +43,8 @@ def _reference_scores(cv, X, Y, n_repeats):
     """For every setting of ``cv``: the scorer on a separately fitted GraphImputer, per hidden
     copy and in the mean (``n_repeats`` copies)."""
     common = dict(modalities=cv.modalities, mode=cv.mode, fraction=cv.fraction,
-                  metric=cv.metric, random_state=cv.random_state, stratify=cv.stratify)
+                  metric=cv.metric, random_state=cv.random_state, stratify=cv.stratify,
+                  n_bins=cv.n_bins)
     mean_scorer = make_imputation_scorer(n_repeats=n_repeats, **common)
     first_scorer = make_imputation_scorer(n_repeats=1, **common)
     means, firsts = [], []
@@ -67,6 +68,7 @@ GRID = dict(n_neighbors=(2, 5, 9), n_iter=(0, 1, 3, 6), alphas=(0.1, 0.4), ts=(1
     dict(X_dtype=np.float32, fallback="constant", fill_value=-1.0),
     dict(stratify="degree"),
     dict(mask="entries", mode="entry", stratify="degree", metric="neg_mse"),
+    dict(stratify="degree", n_bins=2),
 ])
 def test_scores_equal_separate_fits_of_each_setting(case):
     """The sharing (one neighbour list, one operator, one propagation read after every step)
@@ -246,6 +248,8 @@ def test_random_state_instance_is_copied():
     ({"per_block": "yes"}, "per_block"),
     ({"stratify": "popularity"}, "stratify"),
     ({"stratify": True}, "stratify"),
+    ({"stratify": "degree", "n_bins": 0}, "n_bins"),
+    ({"n_bins": 2}, "n_bins=2 only applies with stratify"),
 ])
 def test_bad_grid_values_name_the_parameter(params, name):
     X, Y = _data()

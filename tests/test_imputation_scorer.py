@@ -343,6 +343,8 @@ def test_scorer_pickles():
     ({"random_state": None}, "random_state"), ({"random_state": -1}, "random_state"),
     ({"modalities": [6, 0]}, "modalities"),
     ({"stratify": "popularity"}, "stratify"), ({"stratify": np.ones(3)}, "stratify"),
+    ({"stratify": "degree", "n_bins": 0}, "n_bins"), ({"n_bins": 2.5}, "n_bins"),
+    ({"n_bins": 3}, "n_bins=3 only applies with stratify"),
 ])
 def test_make_imputation_scorer_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
@@ -471,3 +473,20 @@ def test_scorer_stratify_degree_is_hide_observed_with_the_degrees():
     assert "stratify='degree'" in repr(scorer)
     with pytest.raises(ValueError, match="stratify='degree'.*y"):
         scorer(BaselineImputer(), X)
+
+
+@pytest.mark.parametrize("n_bins", [1, 2, 8])
+def test_scorer_n_bins_is_hide_observed_with_those_bins(n_bins):
+    _, X, Y = _data()
+    degree = np.diff(sp.csr_matrix(Y).indptr)
+    X_hidden, _ = hide_observed(X, SIZES, fraction=0.15, random_state=7, stratify=degree,
+                                n_bins=n_bins)
+    X_imputed = FeatPropImputer(n_neighbors=5, device="cpu").fit_transform(X_hidden, Y)
+    expected = imputation_score(X, X_imputed, X_hidden, modalities=SIZES)
+    scorer = make_imputation_scorer(SIZES, fraction=0.15, random_state=7, stratify="degree",
+                                    n_bins=n_bins)
+    assert scorer(FeatPropImputer(n_neighbors=5, device="cpu"), X, Y) == expected
+    assert f"n_bins={n_bins}" in repr(scorer)
+    # The bins matter on this data, so a scorer ignoring n_bins would fail above.
+    other, _ = hide_observed(X, SIZES, fraction=0.15, random_state=7, stratify=degree)
+    assert not np.array_equal(np.isnan(X_hidden), np.isnan(other))

@@ -46,7 +46,7 @@ from ..datasets._missing import hide_observed
 from ..diffusion import _paper_graph_from_counts, neighbour_mean
 from ..graph import SIMILARITIES, graph_from_neighbours, neighbour_lists
 from ..metrics._imputation import _HiddenEntries, _uniform_average
-from ..metrics._scorer import _IMPUTATION_METRICS, item_degrees
+from ..metrics._scorer import _IMPUTATION_METRICS, check_n_bins, item_degrees
 from .._propagator import ColumnPropagator, reachability_steps
 from ..propagation import _run
 from ._base import BaseTransductiveImputer, fill_row
@@ -161,6 +161,9 @@ default=("neighmean", "multihop", "ppr", "heat")
         with ``stratify="degree"`` does (the hidden items' interaction counts follow those of
         each block's truly missing items; :func:`skmm.datasets.hide_observed`); needs ``y``.
         None: uniform hiding.
+    n_bins : int, default=5
+        With ``stratify``, the number of degree quantile bins, as in the scorer; without
+        ``stratify`` it must stay at its default.
     symmetric, tol, prune_tol, rank, paper_compat, fallback, fill_value, device, dtype
         Passed to every :class:`GraphImputer` setting, as there. With ``paper_compat=True``
         the graphs are the authors' (:func:`~skmm.diffusion.paper_graph`, built from one
@@ -282,13 +285,14 @@ default=("neighmean", "multihop", "ppr", "heat")
         "selection": [StrOptions({"best", "one_se"})],
         "per_block": ["boolean"],
         "stratify": [StrOptions({"degree"}), None],
+        "n_bins": [Int(1)],
     }
 
     def __init__(self, methods=METHODS, n_neighbors=tuple(range(10, 101, 10)),
                  n_iter=tuple(range(1, 21)), similarities=("count",), alphas=(0.1,),
                  ts=(5.0,), *, modalities=None, mode="auto", fraction=0.1,
                  metric="centred_cosine", n_repeats=5, random_state=0, selection="best",
-                 per_block=False, stratify=None, symmetric=False,
+                 per_block=False, stratify=None, n_bins=5, symmetric=False,
                  tol=1e-4, prune_tol=1e-4, rank="value", paper_compat=False, fallback="mean",
                  fill_value=0.0, device="auto", dtype="float32"):
         self.methods = methods
@@ -306,6 +310,7 @@ default=("neighmean", "multihop", "ppr", "heat")
         self.selection = selection
         self.per_block = per_block
         self.stratify = stratify
+        self.n_bins = n_bins
         self.symmetric = symmetric
         self.tol = tol
         self.prune_tol = prune_tol
@@ -398,6 +403,7 @@ default=("neighmean", "multihop", "ppr", "heat")
                 self._imputer(params)._check_compat(n_items)
             except ValueError as exc:
                 raise ValueError(f"The setting {params} cannot be fitted: {exc}") from None
+        check_n_bins(self.n_bins, self.stratify)
         Y = None if y is None else check_interactions(y, n_items, name="y")
         degree = None if self.stratify is None else item_degrees(Y, n_items)
         if Y is None:
@@ -451,7 +457,8 @@ default=("neighmean", "multihop", "ppr", "heat")
         copies = []
         for _ in range(self.n_repeats):
             X_hidden, _ = hide_observed(Xs, modalities, fraction=self.fraction, mode=self.mode,
-                                        random_state=rng, stratify=degree)
+                                        random_state=rng, stratify=degree,
+                                        n_bins=self.n_bins)
             copies.append(_Copy(self._imputer({}), Xs, X_hidden, metric, modalities,
                                 self.metric == "neg_mse"))
         return copies

@@ -147,12 +147,13 @@ _IMPUTATION_METRICS = ("centred_cosine", "neg_mse", "mse_skill", "average_precis
      "metric": [StrOptions(set(_IMPUTATION_METRICS) | {"mse"})],
      "n_repeats": [Int(1)],
      "random_state": [Int(0, 2**32 - 1), np.random.RandomState],
-     "stratify": [StrOptions({"degree"}), None]},
+     "stratify": [StrOptions({"degree"}), None],
+     "n_bins": [Int(1)]},
     prefer_skip_nested_validation=True,
 )
 def make_imputation_scorer(modalities=None, *, mode="auto", fraction=0.1,
                            metric="centred_cosine", n_repeats=1, random_state=0,
-                           stratify=None):
+                           stratify=None, n_bins=5):
     """A self-supervised scorer ``scorer(estimator, X, y)`` for selecting an imputer.
 
     Imputers have no labels to be validated on, and graph imputers are transductive: they
@@ -214,8 +215,12 @@ def make_imputation_scorer(modalities=None, *, mode="auto", fraction=0.1,
     stratify : {"degree"} or None, default=None
         ``"degree"``: hide by degree strata, so that the degrees (interaction counts, from
         ``y``) of the hidden items follow those of each block's truly missing items
-        (:func:`skmm.datasets.hide_observed` with ``stratify`` the degrees and its default
-        ``n_bins=5``); the scorer then needs ``y``. None: uniform hiding.
+        (:func:`skmm.datasets.hide_observed` with ``stratify`` the degrees); the scorer then
+        needs ``y``. None: uniform hiding.
+    n_bins : int, default=5
+        With ``stratify``, the number of degree quantile bins (``n_bins`` of
+        :func:`~skmm.datasets.hide_observed`); 1 is uniform hiding. Without ``stratify`` it
+        must stay at its default (it would have no effect).
 
     Returns
     -------
@@ -240,7 +245,7 @@ def make_imputation_scorer(modalities=None, *, mode="auto", fraction=0.1,
     >>> scorer = make_imputation_scorer(data.modalities, fraction=0.1)
     >>> scorer
     make_imputation_scorer(modalities=[6, 4], mode='auto', fraction=0.1, \
-metric='centred_cosine', n_repeats=1, random_state=0, stratify=None)
+metric='centred_cosine', n_repeats=1, random_state=0, stratify=None, n_bins=5)
     >>> search = GridSearchCV(FeatPropImputer(device="cpu"), {"n_neighbors": [5, 10]},
     ...                       scoring=scorer, cv=AllItemsSplit()).fit(X, data.Y)
     >>> sorted(search.best_params_)
@@ -251,19 +256,20 @@ metric='centred_cosine', n_repeats=1, random_state=0, stratify=None)
     if metric == "mse":
         raise ValueError("metric='mse' is not a scorer (greater must be better): use "
                          "metric='neg_mse', minus the mean squared error.")
+    check_n_bins(n_bins, stratify)
     if modalities is not None:
         modalities = list(check_block_sizes(modalities))
     if isinstance(random_state, np.random.RandomState):
         random_state = copy.deepcopy(random_state)  # later use of the caller's must not count
     return _ImputationScorer(modalities, mode, fraction, metric, n_repeats, random_state,
-                             stratify)
+                             stratify, n_bins)
 
 
 class _ImputationScorer:
     """Picklable ``scorer(estimator, X, y)``: hide, refit a clone, score the hidden entries."""
 
     def __init__(self, modalities, mode, fraction, metric, n_repeats, random_state,
-                 stratify=None):
+                 stratify=None, n_bins=5):
         self.modalities = modalities
         self.mode = mode
         self.fraction = fraction
@@ -271,6 +277,7 @@ class _ImputationScorer:
         self.n_repeats = n_repeats
         self.random_state = random_state
         self.stratify = stratify
+        self.n_bins = n_bins
         self.__name__ = metric
 
     def __call__(self, estimator, X, y=None):
@@ -284,7 +291,8 @@ class _ImputationScorer:
         scores = []
         for _ in range(self.n_repeats):
             X_hidden, _ = hide_observed(X, self.modalities, fraction=self.fraction,
-                                        mode=self.mode, random_state=rng, stratify=degree)
+                                        mode=self.mode, random_state=rng, stratify=degree,
+                                        n_bins=self.n_bins)
             model = clone(estimator)
             if "out_file" in model.get_params(deep=False):
                 # The imputation of the hidden copy stays in memory; the user's file is the
@@ -304,7 +312,14 @@ class _ImputationScorer:
         return (f"make_imputation_scorer(modalities={self.modalities!r}, mode={self.mode!r}, "
                 f"fraction={self.fraction!r}, metric={self.metric!r}, "
                 f"n_repeats={self.n_repeats!r}, random_state={seed!s}, "
-                f"stratify={self.stratify!r})")
+                f"stratify={self.stratify!r}, n_bins={self.n_bins!r})")
+
+
+def check_n_bins(n_bins, stratify):
+    """Refuse an ``n_bins`` that would be ignored (no ``stratify``)."""
+    if stratify is None and n_bins != 5:
+        raise ValueError(f"n_bins={n_bins!r} only applies with stratify='degree'; without "
+                         f"stratify the hiding is uniform (leave n_bins at 5).")
 
 
 def item_degrees(y, n_items):
