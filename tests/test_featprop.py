@@ -338,13 +338,16 @@ def small_blocks(monkeypatch):
 @pytest.mark.parametrize("mode", ["rows", "entries"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("column_batch_size", [None, 5, 16])
-@pytest.mark.parametrize("engine", ["blocks", "whole"])
+@pytest.mark.parametrize("engine", ["blocks", "tall", "torch"])
 def test_memmap_equals_in_memory_exactly(tmp_path, small_blocks, monkeypatch, mode, dtype,
                                          column_batch_size, engine):
-    if engine == "whole":  # the multi-threaded torch loop that tall matrices take
-        import skmm._propagator as propagation
+    import skmm._propagator as propagation
 
+    if engine != "blocks":  # the loop that tall matrices take: row chunks on threads
         monkeypatch.setattr(propagation, "_block_width", lambda *args: None)
+    if engine == "torch":  # the device loop (one torch product per step), run on the CPU
+        monkeypatch.setattr(propagation.ColumnPropagator, "_propagate_tall",
+                            propagation.ColumnPropagator._propagate_whole)
     X, X_map, Y = _memmap_problem(tmp_path, mode, dtype)
     params = dict(n_neighbors=5, n_iter=4, device="cpu", column_batch_size=column_batch_size)
     expected = FeatPropImputer(**params).fit_transform(X, Y)

@@ -88,10 +88,15 @@ def test_scores_equal_separate_fits_of_each_setting(case):
     assert np.isfinite(means).all() and np.unique(means).size > n // 4  # settings differ
 
 
-def test_scores_equal_on_the_whole_group_path(monkeypatch):
-    """The torch loop (one product per step over the whole column group, the GPU's path) is
-    read after every step too: force it on the CPU with a cache of zero bytes."""
+@pytest.mark.parametrize("loop", ["tall", "torch"])
+def test_scores_equal_on_the_whole_group_path(monkeypatch, loop):
+    """The loops over the whole column group are read after every step too: the CPU's (row
+    chunks on threads, forced with a cache of zero bytes) and the torch one that a GPU runs
+    (one product per step, run here on the CPU)."""
     monkeypatch.setattr(skmm._propagator, "_cache_bytes", lambda: 0)
+    if loop == "torch":
+        monkeypatch.setattr(skmm._propagator.ColumnPropagator, "_propagate_tall",
+                            skmm._propagator.ColumnPropagator._propagate_whole)
     X, Y = _data("entries", seed=3)
     cv = GraphImputerCV(methods=("multihop", "ppr"), n_neighbors=(4, 8), n_iter=(1, 2, 5),
                         modalities=MODALITIES, n_repeats=2, device="cpu").fit(X, Y)
