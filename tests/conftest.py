@@ -5,6 +5,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from hypothesis import settings
+
+# Property tests draw the same examples on every run: a failure found once is found again,
+# and CI does not depend on luck (a random draw found the seed=0, rate=0.875 counterexample
+# of a test's own assumption only after many green runs).
+settings.register_profile("skmm", derandomize=True)
+settings.load_profile("skmm")
 
 
 def _data_root():
