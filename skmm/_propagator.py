@@ -536,8 +536,8 @@ def _block_width(n_rows, n_features, itemsize, n_threads):
 
 
 def _row_chunks(indptr, n_chunks):
-    """``n_chunks + 1`` row bounds splitting a CSR matrix into chunks of about equal stored
-    entries (each at least one row where rows allow)."""
+    """``n_chunks + 1`` ascending row bounds splitting a CSR matrix into consecutive chunks of
+    about equal stored entries (a chunk may be empty; a row is never split)."""
     n_rows = indptr.shape[0] - 1
     bounds = np.searchsorted(indptr, np.linspace(0, indptr[-1], n_chunks + 1)).clip(0, n_rows)
     bounds[0], bounds[-1] = 0, n_rows
