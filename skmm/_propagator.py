@@ -307,27 +307,20 @@ class ColumnPropagator:
             if P_rk.nnz:
                 _spmm_plus(P_rk, np.ascontiguousarray(read_used(a, a + b.shape[1]), dtype=dtype),
                            b, b)
+            a1 = a + b.shape[1]
             if partial.size:
                 x_c, m_c = x_p[:, cols], m_p[:, cols]
-                z, steps = np.zeros_like(b), n_iter
-                z[partial] = x_c
-            else:
-                # From zeros the first step is b exactly (P_RR 0 = 0): skip its product, and
-                # let b itself be the first z (it is only read).
-                z, steps = b, n_iter - 1
-                if snapshot is not None:
-                    snapshot(1, a, a + b.shape[1], z)
-            spare = None
-            for _ in range(steps):
-                nxt = spare if spare is not None else np.empty_like(b)
-                _spmm_plus(P_rr, z, b, nxt)  # nxt = b + P_RR z
-                if partial.size:
-                    # Reset the observed entries; rows missing everything need no reset.
+                z0 = np.zeros_like(b)
+                z0[partial] = x_c
+
+                def reset(nxt):
                     nxt[partial] = np.where(m_c, nxt[partial], x_c)
-                spare = z if z is not b else None
-                z = nxt
-                if snapshot is not None:
-                    snapshot(n_iter - steps + _ + 1, a, a + b.shape[1], z)
+            else:
+                z0 = reset = None
+
+            z = _iterate(n_iter, b, z0, lambda z, out: _spmm_plus(P_rr, z, b, out), reset,
+                         lambda: np.empty_like(b),
+                         None if snapshot is None else lambda step, z: snapshot(step, a, a1, z))
             values[:, cols] = z
 
         starts = range(c0, c1, width)
@@ -363,28 +356,21 @@ class ColumnPropagator:
             if P_rk.nnz:
                 product(P_rk, np.ascontiguousarray(read_used(c0, c1), dtype=dtype), b, b)
             if partial.size:
-                z, steps = np.zeros(shape, dtype), self.n_iter
-                z[partial] = x_p
-            else:
-                # From zeros the first step is b exactly: skip it, b is the first z (only read).
-                z, steps = b, self.n_iter - 1
-                if snapshot is not None:
-                    snapshot(1, c0, c1, z)
-            spare = None
-            for step in range(self.n_iter - steps + 1, self.n_iter + 1):
-                nxt = spare if spare is not None else np.empty(shape, dtype)
-                product(P_rr, z, b, nxt)
-                if partial.size:
-                    # Reset the observed entries; rows missing everything need no reset.
+                z0 = np.zeros(shape, dtype)
+                z0[partial] = x_p
+
+                def reset(nxt):
                     nxt[partial] = np.where(m_p, nxt[partial], x_p)
-                spare = z if z is not b else None
-                z = nxt
-                if snapshot is not None:
-                    snapshot(step, c0, c1, z)
+            else:
+                z0 = reset = None
+
+            return _iterate(self.n_iter, b, z0, lambda z, out: product(P_rr, z, b, out), reset,
+                            lambda: np.empty(shape, dtype),
+                            None if snapshot is None else
+                            lambda step, z: snapshot(step, c0, c1, z))
         finally:
             if pool is not None:
                 pool.shutdown()
-        return z
 
     def _torch_operands(self):
         """``P_RR`` and ``P_RK`` as torch CSR tensors on the device, built once."""
@@ -414,25 +400,47 @@ class ColumnPropagator:
             part = torch.from_numpy(partial).to(device)
             x_c = torch.from_numpy(x_p).to(device)
             m_c = torch.from_numpy(np.ascontiguousarray(m_p)).to(device)
-            z, steps = _empty(shape, dtype, device).zero_(), self.n_iter
-            z.index_copy_(0, part, x_c)
-        else:
-            # From zeros the first step is b exactly: skip it, b is the first z (only read).
-            z, steps = b, self.n_iter - 1
-            if snapshot is not None:
-                snapshot(1, c0, c1, z)
-        spare = None
-        for step in range(self.n_iter - steps + 1, self.n_iter + 1):
-            nxt = spare if spare is not None else _empty(shape, dtype, device)
-            torch.addmm(b, P_rr, z, out=nxt)
-            if partial.size:
-                # Reset the observed entries; rows missing everything need no reset.
+            z0 = _empty(shape, dtype, device).zero_()
+            z0.index_copy_(0, part, x_c)
+
+            def reset(nxt):
                 nxt.index_copy_(0, part, torch.where(m_c, nxt.index_select(0, part), x_c))
-            spare = z if z is not b else None
-            z = nxt
-            if snapshot is not None:
-                snapshot(step, c0, c1, z)
+        else:
+            z0 = reset = None
+
+        z = _iterate(self.n_iter, b, z0, lambda z, out: torch.addmm(b, P_rr, z, out=out), reset,
+                     lambda: _empty(shape, dtype, device),
+                     None if snapshot is None else lambda step, z: snapshot(step, c0, c1, z))
         return z.cpu().numpy()
+
+
+def _iterate(n_iter, b, z0, product, reset, empty, snapshot):
+    """The reset propagation's steps, shared by the three loops: ``z <- b + P_RR z`` by
+    ``product(z, out)``, then ``reset(out)`` puts the observed entries back (None: every row
+    misses everything, so nothing to reset). One spare buffer from ``empty()`` is reused.
+
+    ``z0`` is the starting ``z`` (the observed values, zeros elsewhere), or None when every row
+    misses everything: from zeros the first step is ``b`` exactly (``P_RR 0 = 0``), so its
+    product is skipped and ``b`` itself, only read, is the first ``z``. ``snapshot(step, z)``
+    is called after every step ``1 .. n_iter``. Returns the last ``z``.
+    """
+    if z0 is None:
+        z, first = b, 2
+        if snapshot is not None and n_iter:
+            snapshot(1, z)
+    else:
+        z, first = z0, 1
+    spare = None
+    for step in range(first, n_iter + 1):
+        nxt = spare if spare is not None else empty()
+        product(z, nxt)
+        if reset is not None:
+            reset(nxt)
+        spare = z if z is not b else None
+        z = nxt
+        if snapshot is not None:
+            snapshot(step, z)
+    return z
 
 
 def _reachability(P_rr, touches_known, miss_r, all_missing, n_iter):
