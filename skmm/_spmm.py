@@ -8,8 +8,9 @@ machine costs a scheduler time slice per step (see :mod:`skmm._propagator`). skm
 scipy's private C++ kernel ``csr_matvecs`` for this before; this kernel replaces it and is
 faster, because numba compiles the loop over a row's columns for the host CPU's vector
 instructions instead of the baseline ones a scipy wheel ships with (Amazon Baby, the
-4,935-row block of 70% missing, 96-column blocks: 1.4x as fast in one process), and fuses the
-add of ``b``, which saves a copy per step.
+4,935-row block of 70% missing, 96-column blocks: ``propagate_features`` 0.405 s -> 0.221 s
+in one process, with four terms per pass below), and fuses the add of ``b``, which saves a
+copy per step.
 
 Every output entry is summed in one fixed order, ``b`` first and then the row's terms in CSR
 order, with separate multiplies and adds (numba does not contract them into fused
