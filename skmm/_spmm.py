@@ -6,8 +6,8 @@ each row from zero, so a step would need a new array and a separate add; torch's
 multi-threaded sparse product synchronises its threads on every call, which on a busy 2-core
 machine costs a scheduler time slice per step (see :mod:`skmm._propagator`). skmm used
 scipy's private C++ kernel ``csr_matvecs`` for this before; this kernel replaces it and is
-faster, because numba compiles the loop over a row's columns for the host CPU's vector
-instructions instead of the baseline ones a scipy wheel ships with (Amazon Baby, the
+faster, most likely because numba compiles the loop over a row's columns for the host CPU's
+vector instructions, a scipy wheel for a baseline x86-64 (not profiled; Amazon Baby, the
 4,935-row block of 70% missing, 96-column blocks: ``propagate_features`` 0.405 s -> 0.221 s
 in one process, with four terms per pass below), and fuses the add of ``b``, which saves a
 copy per step.
